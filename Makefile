@@ -1,0 +1,57 @@
+# Everything a fresh machine needs, from the package registries only.
+#   make test   the whole suite (starts its own private servers; needs root for /etc/pam.d)
+#   make demo   AWS's Lambda guide, rebuilt on the plugin, against the local emulator
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: all system venv test lint typecheck unit demo bench clean
+
+all: test
+
+# Server and build binaries, installed with apt-get only when missing.
+system:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v psql >/dev/null 2>&1 || missing="$$missing postgresql-client"; \
+	command -v mariadbd >/dev/null 2>&1 || missing="$$missing mariadb-server"; \
+	command -v mariadb >/dev/null 2>&1 || missing="$$missing mariadb-client"; \
+	command -v pgbouncer >/dev/null 2>&1 || missing="$$missing pgbouncer"; \
+	[ -x /usr/bin/python3 ] || missing="$$missing python3"; \
+	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	command -v pkg-config >/dev/null 2>&1 || missing="$$missing pkg-config"; \
+	pkg-config --exists libmariadb 2>/dev/null || pkg-config --exists mysqlclient 2>/dev/null || missing="$$missing libmariadb-dev"; \
+	command -v gcc >/dev/null 2>&1 || missing="$$missing gcc"; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: system $(STAMP)
+
+lint: venv
+	$(VENV)/bin/ruff check sqlalchemy_rds_iam tests examples bench
+	$(VENV)/bin/mypy
+
+unit: venv
+	$(PY) -m pytest tests/unit
+
+test: venv lint
+	$(PY) -m pytest
+
+demo: venv
+	$(PY) examples/lambda/run_local.py --demo
+
+bench: venv
+	$(PY) bench/run.py
+
+clean:
+	-$(VENV)/bin/sqlalchemy-rds-iam emulator stop
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

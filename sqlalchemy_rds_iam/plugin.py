@@ -1,0 +1,168 @@
+"""SQLAlchemy glue: the ``rds_iam`` engine plugin, ``attach()``, and the ``do_connect`` listener.
+
+The listener runs for every new physical connection: it fills TLS defaults, refuses an
+unencrypted connection, and sets a currently valid token as the password. Nothing is
+frozen into the URL, ``connect_args`` or a pool ``creator``.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, CreateEnginePlugin, Dialect, Engine
+
+from .credentials import CredentialSource, source_for
+from .drivers import DriverSpec, driver_for
+from .endpoints import parse_hostname
+from .errors import ConfigurationError, InsecureConnectionError
+from .options import KEYWORD_ONLY_NAMES, OPTION_NAMES, Options, parse_options
+from .tls import default_ca_bundle
+from .tokens import SignedToken, TokenCache, TokenKey, sign_token
+
+__all__ = ["IamConnector", "RdsIamPlugin", "attach"]
+
+logger = logging.getLogger("sqlalchemy_rds_iam")
+
+_ATTACHED: weakref.WeakKeyDictionary[Engine, IamConnector] = weakref.WeakKeyDictionary()
+
+
+class IamConnector:
+    """The ``do_connect`` listener of one engine: token, TLS defaults, refusal of plain text."""
+
+    def __init__(
+        self,
+        url: URL,
+        dialect: Dialect,
+        options: Options,
+        *,
+        connect_args: Mapping[str, Any] | None = None,
+        source: CredentialSource | None = None,
+        cache: TokenCache | None = None,
+    ) -> None:
+        self.spec: DriverSpec = driver_for(dialect.name, dialect.driver)
+        if not url.username:
+            raise ConfigurationError(
+                f"the URL has no username: IAM tokens are signed for a database user, "
+                f"e.g. {dialect.name}+{dialect.driver}://iamuser@host/db"
+            )
+        if url.password:
+            raise ConfigurationError(
+                "the URL has a password: IAM authentication replaces it with a token; "
+                "remove the password from the URL"
+            )
+        host = options.iam_host or url.host
+        if not host:
+            raise ConfigurationError("the URL has no host and no iam_host option is given")
+        endpoint = parse_hostname(host)
+        self.host = host
+        self.port = options.iam_port or url.port or self.spec.default_port
+        self.user = url.username
+        self.region = options.aws_region or (endpoint.region if endpoint else None)
+        self.ca_bundle = options.iam_ca_bundle or default_ca_bundle()
+        self.tls_mode = options.iam_tls
+        self.source = source if source is not None else source_for(options)
+        self.cache = cache if cache is not None else TokenCache()
+        self._key: TokenKey | None = None
+        # Refuse an unencrypted setup now, at create_engine/attach, not at first connect.
+        preview = dict(dialect.create_connect_args(url)[1])
+        preview.update(connect_args or {})
+        self._prepare(preview)
+
+    def __repr__(self) -> str:
+        return f"<IamConnector {self.user}@{self.host}:{self.port} region={self.region}>"
+
+    def _prepare(self, cparams: dict[str, Any]) -> None:
+        self.spec.apply_tls(cparams, self.ca_bundle, self.tls_mode)
+        for name, value in self.spec.fixed.items():
+            cparams.setdefault(name, value)
+        reason = self.spec.insecure(cparams)
+        if reason:
+            raise InsecureConnectionError(
+                f"refusing to send an IAM token without TLS: {reason}; remove that setting "
+                f"(the default, iam_tls={self.tls_mode}, encrypts and verifies the server)"
+            )
+
+    def key(self) -> TokenKey:
+        """The token key; the region may need the AWS configuration, read on first use."""
+        if self._key is None:
+            region = self.region or self.source.region()
+            if not region:
+                raise ConfigurationError(
+                    f"no AWS region for {self.host}: it is not an RDS hostname, so give "
+                    "aws_region= (URL or attach()), or set AWS_REGION / a profile region"
+                )
+            self._key = TokenKey(self.host, self.port, self.user, region)
+        return self._key
+
+    def _sign(self) -> SignedToken:
+        credentials = self.source.frozen()
+        token = sign_token(self.key(), credentials)
+        return SignedToken(token, credentials.access_key, credentials.expiry)
+
+    def token(self) -> str:
+        """A token valid now, from the cache when possible."""
+        return self.cache.get(self.key(), self._sign)
+
+    def __call__(
+        self, dialect: Dialect, conn_rec: Any, cargs: Any, cparams: dict[str, Any]
+    ) -> None:
+        self._prepare(cparams)
+        cparams[self.spec.password_key] = self.token()
+
+
+def _install(engine: Engine, connector: IamConnector) -> None:
+    if engine in _ATTACHED:
+        raise ConfigurationError("this engine already has IAM authentication attached")
+    event.listen(engine, "do_connect", connector)
+    _ATTACHED[engine] = connector
+
+
+def attach(engine: Any, **options: Any) -> IamConnector:
+    """Give an existing engine IAM authentication; returns the listener it installed.
+
+    ``engine`` is an :class:`~sqlalchemy.engine.Engine` or an ``AsyncEngine`` (its
+    ``sync_engine`` is used). Keywords are the plugin options, plus ``boto3_session``.
+    """
+    engine = getattr(engine, "sync_engine", engine)
+    if not isinstance(engine, Engine):
+        raise ConfigurationError(f"attach() needs an Engine or AsyncEngine, got {type(engine)!r}")
+    connector = IamConnector(engine.url, engine.dialect, parse_options(options, from_url=False))
+    _install(engine, connector)
+    return connector
+
+
+class RdsIamPlugin(CreateEnginePlugin):
+    """``create_engine("...?plugin=rds_iam")``: registered as ``rds_iam`` in ``sqlalchemy.plugins``."""
+
+    def __init__(self, url: URL, kwargs: dict[str, Any]) -> None:
+        super().__init__(url, kwargs)
+        if "creator" in kwargs:
+            raise ConfigurationError(
+                "creator= bypasses SQLAlchemy's do_connect event, so no token would be set; "
+                "drop creator= and pass driver arguments through the URL or connect_args="
+            )
+        values: dict[str, Any] = dict(url.query)
+        for name in OPTION_NAMES + KEYWORD_ONLY_NAMES:
+            if name in kwargs:
+                if name in values:
+                    raise ConfigurationError(f"option {name!r} is given in the URL and as a keyword")
+                values[name] = kwargs.pop(name)
+        keyword_only = [n for n in KEYWORD_ONLY_NAMES if n in url.query]
+        if keyword_only:
+            raise ConfigurationError(f"{keyword_only[0]!r} cannot be a URL parameter")
+        self.options = parse_options(values, from_url=False)
+        self._connect_args = dict(kwargs.get("connect_args") or {})
+
+    def update_url(self, url: URL) -> URL:
+        ours = [name for name in url.query if name in OPTION_NAMES]
+        return url.difference_update_query(ours)
+
+    def engine_created(self, engine: Engine) -> None:
+        connector = IamConnector(
+            engine.url, engine.dialect, self.options, connect_args=self._connect_args
+        )
+        _install(engine, connector)

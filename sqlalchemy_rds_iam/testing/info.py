@@ -1,0 +1,204 @@
+"""What a client needs to use a running emulator: endpoints, CA, identities, verifier log.
+
+Plain dataclasses that round-trip through JSON (``emulator start --json`` prints one), so a
+test process, a demo script or another language can use an emulator some other process
+started. Nothing here imports botocore or SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+__all__ = ["EmulatorInfo", "Identity", "ServerInfo", "Verification"]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A throwaway AWS identity the emulator's verifier knows (all values are fake)."""
+
+    name: str
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+    #: Database users this identity may connect as (``"*"``: any), the emulated IAM policy.
+    allowed_users: tuple[str, ...] = ("*",)
+
+    def __repr__(self) -> str:
+        return f"Identity(name={self.name!r}, access_key_id={self.access_key_id!r})"
+
+
+@dataclass(frozen=True)
+class Verification:
+    """One decision of the verifier, as logged (never holds the token)."""
+
+    time: float
+    service: str
+    user: str
+    ok: bool
+    reason: str
+    access_key_id: str | None
+    token_length: int
+    elapsed_ms: float | None = None
+
+    @property
+    def code(self) -> str:
+        """The stable part of the reason, e.g. ``"signature"`` or ``"ok"``."""
+        return self.reason.partition(":")[0]
+
+
+_DEFAULT_DRIVERS = {"postgresql": "psycopg2", "mysql": "pymysql"}
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """One emulated endpoint: a database server (or the PgBouncer proxy) verifying IAM tokens."""
+
+    name: str
+    #: SQLAlchemy dialect name: ``postgresql`` or ``mysql``.
+    dialect: str
+    host: str
+    port: int
+    database: str
+    users: tuple[str, ...]
+    ca_path: str
+    region: str
+    pam_service: str
+    verifier_log: str
+
+    @property
+    def endpoint(self) -> str:
+        """``host:port``, what a token must be signed for."""
+        return f"{self.host}:{self.port}"
+
+    def url(
+        self,
+        user: str | None = None,
+        driver: str | None = None,
+        *,
+        plugin: bool = True,
+        **query: str,
+    ) -> str:
+        """An SQLAlchemy URL for ``user`` (default: the first IAM user) using the plugin.
+
+        ``driver`` defaults to psycopg2 / pymysql; extra keyword arguments become query
+        options and override the defaults (e.g. ``aws_profile="x"``).
+        """
+        user = user or self.users[0]
+        driver = driver or _DEFAULT_DRIVERS[self.dialect]
+        options: dict[str, str] = {}
+        if plugin:
+            options = {
+                "plugin": "rds_iam",
+                "aws_region": self.region,
+                "iam_ca_bundle": self.ca_path,
+            }
+        options.update(query)
+        suffix = "?" + urlencode(options, safe="/") if options else ""
+        return (
+            f"{self.dialect}+{driver}://{quote(user, safe='')}@{self.host}:{self.port}"
+            f"/{self.database}{suffix}"
+        )
+
+    def log_offset(self) -> int:
+        """The verifier log's current size: pass it to :meth:`verifications` later."""
+        try:
+            return os.stat(self.verifier_log).st_size
+        except FileNotFoundError:
+            return 0
+
+    def verifications(self, since: int = 0) -> list[Verification]:
+        """Decisions the verifier logged for this server after byte offset ``since``."""
+        try:
+            with open(self.verifier_log, "rb") as fh:
+                fh.seek(since)
+                data = fh.read()
+        except FileNotFoundError:
+            return []
+        known = set(Verification.__dataclass_fields__)
+        result = []
+        for line in data.decode("utf-8").splitlines():
+            if line.strip():
+                raw = json.loads(line)
+                result.append(Verification(**{k: v for k, v in raw.items() if k in known}))
+        return result
+
+
+@dataclass(frozen=True)
+class EmulatorInfo:
+    """Everything a client needs: servers, CA bundle, region and identities to sign with."""
+
+    state_dir: str
+    region: str
+    ca_path: str
+    identities: dict[str, Identity] = field(default_factory=dict)
+    servers: dict[str, ServerInfo] = field(default_factory=dict)
+
+    @property
+    def postgresql(self) -> ServerInfo:
+        """The PostgreSQL server (PAM on ``hostssl`` lines, as RDS PostgreSQL does)."""
+        return self.servers["postgresql"]
+
+    @property
+    def mysql(self) -> ServerInfo:
+        """The MariaDB server (``auth_pam`` with the cleartext client plugin, as RDS MySQL)."""
+        return self.servers["mysql"]
+
+    @property
+    def pgbouncer(self) -> ServerInfo:
+        """PgBouncer in front of PostgreSQL, the stand-in for RDS Proxy."""
+        return self.servers["pgbouncer"]
+
+    def aws_env(self, identity: str = "primary") -> dict[str, str]:
+        """Environment variables that make botocore sign as ``identity``."""
+        ident = self.identities[identity]
+        env = {
+            "AWS_ACCESS_KEY_ID": ident.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": ident.secret_access_key,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+        }
+        if ident.session_token is not None:
+            env["AWS_SESSION_TOKEN"] = ident.session_token
+        return env
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; :meth:`from_dict` reads it back."""
+        return asdict(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The info as JSON, e.g. for ``emulator start --json``."""
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EmulatorInfo:
+        """Rebuild the info from :meth:`to_dict`'s output."""
+        identities = {
+            name: Identity(**{**raw, "allowed_users": tuple(raw.get("allowed_users", ("*",)))})
+            for name, raw in data["identities"].items()
+        }
+        servers = {
+            name: ServerInfo(**{**raw, "users": tuple(raw["users"])})
+            for name, raw in data["servers"].items()
+        }
+        return cls(
+            state_dir=data["state_dir"],
+            region=data["region"],
+            ca_path=data["ca_path"],
+            identities=identities,
+            servers=servers,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> EmulatorInfo:
+        """Rebuild the info from :meth:`to_json`'s output."""
+        return cls.from_dict(json.loads(text))
+
+    @property
+    def state_path(self) -> Path:
+        """The emulator's state directory as a path."""
+        return Path(self.state_dir)
