@@ -83,16 +83,11 @@ class DriverSpec:
     is_async: bool = False
 
 
-_POSTGRESQL = {"family": "postgresql", "default_port": 5432}
-_MYSQL = {"family": "mysql", "default_port": 3306}
-
 DRIVERS: Mapping[str, DriverSpec] = {
     spec.driver: spec
     for spec in (
-        DriverSpec("psycopg2", **_POSTGRESQL, password_key="password",
-                   apply_tls=_libpq_tls, insecure=_libpq_insecure),
-        DriverSpec("pymysql", **_MYSQL, password_key="password",
-                   apply_tls=_pymysql_tls, insecure=_pymysql_insecure),
+        DriverSpec("psycopg2", "postgresql", 5432, "password", _libpq_tls, _libpq_insecure),
+        DriverSpec("pymysql", "mysql", 3306, "password", _pymysql_tls, _pymysql_insecure),
     )
 }
 

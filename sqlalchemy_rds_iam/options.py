@@ -73,32 +73,43 @@ def _ca_bundle(value: object) -> str:
     try:
         # Loading is the check that matters: readable, and PEM certificates in it.
         ssl.create_default_context(cafile=path)
-    except OSError as exc:
-        raise ConfigurationError(
-            f"option 'iam_ca_bundle': cannot read {path!r} ({exc.strerror or exc}); "
-            "give the path of a readable PEM bundle, or omit it to use the shipped RDS bundle"
-        ) from None
     except ssl.SSLError:
         raise ConfigurationError(
             f"option 'iam_ca_bundle': {path!r} holds no PEM certificate; "
             "download the RDS bundle (sqlalchemy-rds-iam ca update) or fix the path"
         ) from None
+    except OSError as exc:
+        raise ConfigurationError(
+            f"option 'iam_ca_bundle': cannot read {path!r} ({exc.strerror or exc}); "
+            "give the path of a readable PEM bundle, or omit it to use the shipped RDS bundle"
+        ) from None
     return path
 
 
-def parse_options(values: Mapping[str, object], *, from_url: bool) -> Options:
-    """Validate ``values`` (a URL query or keywords) into :class:`Options`.
+def parse_options(
+    query: Mapping[str, object] = {}, keywords: Mapping[str, object] = {}
+) -> Options:
+    """Validate a URL ``query`` and Python ``keywords`` into :class:`Options`.
 
-    Unknown names with our prefixes (``aws_``, ``iam_``) are errors, to catch typos
-    that would otherwise silently fall back to a default.
+    The query may hold the driver's own parameters; of those, names with our prefixes
+    (``aws_``, ``iam_``) that we do not know are errors, to catch typos that would
+    otherwise fall back silently to a default. Every keyword must be one of ours.
     """
-    allowed = OPTION_NAMES if from_url else OPTION_NAMES + KEYWORD_ONLY_NAMES
-    ours = {k: v for k, v in values.items() if k in allowed or k.startswith(_OUR_PREFIXES)}
-    unknown = sorted(set(ours) - set(allowed))
+    from_url = {k: v for k, v in query.items() if k.startswith(_OUR_PREFIXES)}
+    unknown = sorted(set(from_url) - set(OPTION_NAMES))
+    unknown += sorted(set(keywords) - set(OPTION_NAMES + KEYWORD_ONLY_NAMES))
     if unknown:
         raise ConfigurationError(
-            f"unknown option(s) {', '.join(map(repr, unknown))}; known: {', '.join(allowed)}"
+            f"unknown option(s) {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(OPTION_NAMES + KEYWORD_ONLY_NAMES)}"
         )
+    twice = sorted(set(from_url) & set(keywords))
+    if twice:
+        raise ConfigurationError(f"option {twice[0]!r} is given in the URL and as a keyword")
+    keyword_only = [name for name in KEYWORD_ONLY_NAMES if name in query]
+    if keyword_only:
+        raise ConfigurationError(f"{keyword_only[0]!r} cannot be a URL parameter")
+    ours = {**from_url, **keywords}
     parsed: dict[str, Any] = {}
     for name in ("aws_profile", "iam_host"):
         if name in ours:

@@ -130,13 +130,13 @@ def attach(engine: Any, **options: Any) -> IamConnector:
     engine = getattr(engine, "sync_engine", engine)
     if not isinstance(engine, Engine):
         raise ConfigurationError(f"attach() needs an Engine or AsyncEngine, got {type(engine)!r}")
-    connector = IamConnector(engine.url, engine.dialect, parse_options(options, from_url=False))
+    connector = IamConnector(engine.url, engine.dialect, parse_options(keywords=options))
     _install(engine, connector)
     return connector
 
 
 class RdsIamPlugin(CreateEnginePlugin):
-    """``create_engine("...?plugin=rds_iam")``: registered as ``rds_iam`` in ``sqlalchemy.plugins``."""
+    """The `?plugin=rds_iam` URL option, registered as `rds_iam` in `sqlalchemy.plugins`."""
 
     def __init__(self, url: URL, kwargs: dict[str, Any]) -> None:
         super().__init__(url, kwargs)
@@ -145,16 +145,10 @@ class RdsIamPlugin(CreateEnginePlugin):
                 "creator= bypasses SQLAlchemy's do_connect event, so no token would be set; "
                 "drop creator= and pass driver arguments through the URL or connect_args="
             )
-        values: dict[str, Any] = dict(url.query)
-        for name in OPTION_NAMES + KEYWORD_ONLY_NAMES:
-            if name in kwargs:
-                if name in values:
-                    raise ConfigurationError(f"option {name!r} is given in the URL and as a keyword")
-                values[name] = kwargs.pop(name)
-        keyword_only = [n for n in KEYWORD_ONLY_NAMES if n in url.query]
-        if keyword_only:
-            raise ConfigurationError(f"{keyword_only[0]!r} cannot be a URL parameter")
-        self.options = parse_options(values, from_url=False)
+        keywords = {
+            name: kwargs.pop(name) for name in OPTION_NAMES + KEYWORD_ONLY_NAMES if name in kwargs
+        }
+        self.options = parse_options(url.query, keywords)
         self._connect_args = dict(kwargs.get("connect_args") or {})
 
     def update_url(self, url: URL) -> URL:

@@ -1,4 +1,4 @@
-"""The CA bundle to verify RDS servers with, and cached ``SSLContext`` objects for drivers that want one.
+"""The CA bundle that verifies RDS servers, and cached ``SSLContext`` objects for drivers.
 
 The RDS global bundle ships inside the package (``data/global-bundle.pem``, provenance in
 ``data/README.md``), so TLS verification works with no download and no setup.

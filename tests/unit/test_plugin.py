@@ -1,0 +1,211 @@
+"""The plugin's SQLAlchemy contract, offline: URL handling, early errors, the listener's effect."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+import sqlalchemy_rds_iam
+from sqlalchemy_rds_iam import ConfigurationError, InsecureConnectionError, UnsupportedDriverError
+from sqlalchemy_rds_iam.plugin import IamConnector, RdsIamPlugin
+from sqlalchemy_rds_iam.tls import default_ca_bundle
+
+RDS = "db.cluster-abc123.us-east-1.rds.amazonaws.com"
+PG = f"postgresql+psycopg2://iamuser@{RDS}/app"
+MY = f"mysql+pymysql://iamuser@{RDS}/app"
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+
+
+def connector_of(engine: sa.Engine) -> IamConnector:
+    from sqlalchemy_rds_iam.plugin import _ATTACHED
+
+    return _ATTACHED[engine]
+
+
+def connect_args(engine: sa.Engine) -> dict[str, Any]:
+    """What the driver would receive: create_connect_args, then our listener, as do_connect runs it."""
+    cparams = dict(engine.dialect.create_connect_args(engine.url)[1])
+    connector_of(engine)(engine.dialect, None, [], cparams)
+    return cparams
+
+
+def test_entry_point_is_installed() -> None:
+    from importlib.metadata import entry_points
+
+    (ep,) = [ep for ep in entry_points(group="sqlalchemy.plugins") if ep.name == "rds_iam"]
+    assert ep.load() is RdsIamPlugin
+
+
+def test_url_option_strips_its_parameters() -> None:
+    engine = sa.create_engine(f"{PG}?plugin=rds_iam&aws_region=us-east-1&iam_tls=verify-ca"
+                              "&iam_port=5432&application_name=x")
+    assert dict(engine.url.query) == {"application_name": "x"}
+    assert connector_of(engine).tls_mode == "verify-ca"
+
+
+def test_plugins_keyword_and_option_keywords() -> None:
+    engine = sa.create_engine(PG, plugins=["rds_iam"], aws_region="eu-west-1", iam_port=6543)
+    connector = connector_of(engine)
+    assert (connector.region, connector.port) == ("eu-west-1", 6543)
+
+
+def test_region_is_inferred_from_the_hostname() -> None:
+    engine = sa.create_engine(f"{PG}?plugin=rds_iam")
+    assert connector_of(engine).region == "us-east-1"
+    assert connector_of(engine).port == 5432
+    assert connector_of(sa.create_engine(f"{MY}?plugin=rds_iam")).port == 3306
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_postgresql_arguments() -> None:
+    engine = sa.create_engine(f"{PG}?plugin=rds_iam")
+    args = connect_args(engine)
+    assert args["sslmode"] == "verify-full"
+    assert args["sslrootcert"] == default_ca_bundle()
+    assert args["password"].startswith(f"{RDS}:5432/?Action=connect&DBUser=iamuser&")
+    # The same dict again (SQLAlchemy reuses it): same shape, still valid.
+    cparams = dict(engine.dialect.create_connect_args(engine.url)[1])
+    for _ in range(3):
+        connector_of(engine)(engine.dialect, None, [], cparams)
+    assert cparams == args
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_users_tls_settings_win() -> None:
+    engine = sa.create_engine(f"{PG}?plugin=rds_iam&sslmode=verify-ca&sslrootcert=/my/ca.pem")
+    args = connect_args(engine)
+    assert (args["sslmode"], args["sslrootcert"]) == ("verify-ca", "/my/ca.pem")
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_pymysql_keywords() -> None:
+    args = connect_args(sa.create_engine(f"{MY}?plugin=rds_iam"))
+    assert args["ssl_ca"] == default_ca_bundle()
+    assert args["ssl_verify_identity"] is True
+    assert "ssl" not in args
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_pymysql_url_ssl_dict_is_completed_not_shadowed() -> None:
+    # SQLAlchemy turns URL ssl_* into an ssl dict; PyMySQL would ignore it if we added ssl_ca=.
+    args = connect_args(sa.create_engine(f"{MY}?plugin=rds_iam&ssl_ca=/my/ca.pem"))
+    assert args["ssl"] == {"ca": "/my/ca.pem", "check_hostname": True, "verify_mode": True}
+    assert not any(k.startswith("ssl_") for k in args)
+
+
+@pytest.mark.parametrize(
+    ("url", "kwargs"),
+    [
+        (f"{PG}?plugin=rds_iam&sslmode=disable", {}),
+        (f"{PG}?plugin=rds_iam&sslmode=prefer", {}),
+        (f"{PG}?plugin=rds_iam", {"connect_args": {"sslmode": "allow"}}),
+        (f"{MY}?plugin=rds_iam", {"connect_args": {"ssl_disabled": True}}),
+    ],
+)
+def test_unencrypted_settings_are_refused_by_create_engine(url: str, kwargs: dict[str, Any]) -> None:
+    with pytest.raises(InsecureConnectionError, match="without TLS"):
+        sa.create_engine(url, **kwargs)
+
+
+def test_attach_refuses_unencrypted_url() -> None:
+    engine = sa.create_engine(f"{PG}?sslmode=disable")
+    with pytest.raises(InsecureConnectionError):
+        sqlalchemy_rds_iam.attach(engine)
+
+
+@pytest.mark.parametrize(
+    ("url", "kwargs", "error", "message"),
+    [
+        (f"postgresql+psycopg2://{RDS}/app?plugin=rds_iam", {}, ConfigurationError, "no username"),
+        (f"postgresql+psycopg2://u:pw@{RDS}/app?plugin=rds_iam", {}, ConfigurationError, "password"),
+        (f"{PG}?plugin=rds_iam&iam_tls=require", {}, ConfigurationError, "iam_tls"),
+        (f"{PG}?plugin=rds_iam&iam_port=abc", {}, ConfigurationError, "integer"),
+        (f"{PG}?plugin=rds_iam&iam_ca_bundle=/nope.pem", {}, ConfigurationError, "cannot read"),
+        (f"{PG}?plugin=rds_iam&aws_regoin=us-east-1", {}, ConfigurationError, "unknown option"),
+        (f"{PG}?plugin=rds_iam", {"creator": lambda: None}, ConfigurationError, "creator"),
+        (f"{PG}?plugin=rds_iam&aws_region=us-east-1", {"aws_region": "us-east-2"},
+         ConfigurationError, "URL and as a keyword"),
+        ("sqlite:///x.db?plugin=rds_iam", {}, UnsupportedDriverError, "postgresql\\+psycopg2"),
+    ],
+)
+def test_errors_are_raised_by_create_engine(url: str, kwargs: dict[str, Any],
+                                            error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        sa.create_engine(url, **kwargs)
+
+
+def test_missing_region_is_a_clear_error_at_first_token() -> None:
+    engine = sa.create_engine("postgresql+psycopg2://iamuser@localhost/app?plugin=rds_iam")
+    with pytest.raises(ConfigurationError, match="aws_region"):
+        connect_args(engine)
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_region_from_the_aws_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-south-1")
+    engine = sa.create_engine("postgresql+psycopg2://iamuser@localhost/app?plugin=rds_iam")
+    assert "%2Fap-south-1%2Frds-db%2F" in connect_args(engine)["password"]
+
+
+def test_no_credentials_is_a_clear_error() -> None:
+    engine = sa.create_engine(f"{PG}?plugin=rds_iam")
+    with pytest.raises(sqlalchemy_rds_iam.CredentialsError, match="no AWS credentials"):
+        connect_args(engine)
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_attach_plain_engine_and_twice_is_an_error() -> None:
+    engine = sa.create_engine(PG)
+    connector = sqlalchemy_rds_iam.attach(engine, iam_tls="verify-ca")
+    assert connect_args(engine)["sslmode"] == "verify-ca"
+    assert connector.region == "us-east-1"
+    with pytest.raises(ConfigurationError, match="already"):
+        sqlalchemy_rds_iam.attach(engine)
+
+
+def test_attach_validates_keywords() -> None:
+    with pytest.raises(ConfigurationError, match="unknown option"):
+        sqlalchemy_rds_iam.attach(sa.create_engine(PG), region="us-east-1")
+    with pytest.raises(ConfigurationError, match="Engine"):
+        sqlalchemy_rds_iam.attach("postgresql://x")
+
+
+def test_boto3_session_is_used() -> None:
+    import boto3
+
+    session = boto3.Session(aws_access_key_id="AKIDSESSION", aws_secret_access_key="s",
+                            region_name="sa-east-1")
+    engine = sa.create_engine("postgresql+psycopg2://iamuser@localhost/app")
+    sqlalchemy_rds_iam.attach(engine, boto3_session=session)
+    token = connect_args(engine)["password"]
+    assert "AKIDSESSION%2F" in token and "%2Fsa-east-1%2F" in token
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_token_never_in_repr_url_or_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    engine = sa.create_engine(f"{PG}?plugin=rds_iam", echo=True, echo_pool="debug")
+    token = connect_args(engine)["password"]
+    signature = token.rsplit("=", 1)[1]
+    shown = [repr(engine), str(engine.url), repr(engine.url), repr(connector_of(engine)),
+             caplog.text]
+    assert not any(signature in text for text in shown)
+    assert "signed IAM token" in caplog.text
+
+
+def test_import_does_not_load_botocore() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, sqlalchemy_rds_iam; "
+            "print(any(m.startswith('botocore') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
