@@ -103,9 +103,27 @@ class IamConnector:
         token = sign_token(self.key(), credentials)
         return SignedToken(token, credentials.access_key, credentials.expiry)
 
-    def token(self) -> str:
-        """A token valid now, from the cache when possible."""
+    def _token_blocking(self) -> str:
         return self.cache.get(self.key(), self._sign)
+
+    def token(self) -> str:
+        """A token valid now: from the cache when possible, else freshly signed.
+
+        For async drivers a cache miss runs in a worker thread: loading credentials can
+        mean network I/O (STS, IMDS, SSO) that must not stall the event loop.
+        """
+        if self._key is not None:
+            cached = self.cache.peek(self._key)
+            if cached is not None:
+                return cached
+        if self.spec.is_async:
+            import asyncio
+
+            from sqlalchemy.util import await_only
+
+            token: str = await_only(asyncio.to_thread(self._token_blocking))
+            return token
+        return self._token_blocking()
 
     def __call__(
         self, dialect: Dialect, conn_rec: Any, cargs: Any, cparams: dict[str, Any]

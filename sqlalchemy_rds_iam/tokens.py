@@ -140,12 +140,17 @@ class TokenCache:
         self._locks: dict[Hashable, threading.Lock] = {}
         self._locks_lock = threading.Lock()
 
-    def get(self, key: Hashable, sign: Callable[[], SignedToken]) -> str:
-        """Return a valid token for ``key``, calling ``sign`` only when none is cached."""
+    def peek(self, key: Hashable) -> str | None:
+        """The cached token for ``key`` if it may still be used, else ``None``; never blocks."""
         entry = self._entries.get(key)
         if entry is not None and self._clock() < entry.refresh_at:
             return entry.token
-        return self._refresh(key, sign)
+        return None
+
+    def get(self, key: Hashable, sign: Callable[[], SignedToken]) -> str:
+        """Return a valid token for ``key``, calling ``sign`` only when none is cached."""
+        token = self.peek(key)
+        return token if token is not None else self._refresh(key, sign)
 
     def _refresh(self, key: Hashable, sign: Callable[[], SignedToken]) -> str:
         with self._locks_lock:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,9 +106,8 @@ def make_tls_files(directory: Path, *, days: int = 30) -> TlsFiles:
     files.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     files.server_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     # Created 0600 from the start: the key is never readable by anyone else, even briefly.
-    fd = files.server_key.open("wb", opener=_private_opener)
-    with fd:
-        fd.write(
+    with open(files.server_key, "wb", opener=_private_opener) as fh:
+        fh.write(
             key.private_bytes(
                 serialization.Encoding.PEM,
                 serialization.PrivateFormat.TraditionalOpenSSL,
@@ -120,6 +120,4 @@ def make_tls_files(directory: Path, *, days: int = 30) -> TlsFiles:
 
 
 def _private_opener(path: str, flags: int) -> int:
-    import os
-
     return os.open(path, flags, 0o600)
