@@ -32,6 +32,7 @@ __all__ = [
     "UnsupportedDriverError",
     "__version__",
     "attach",
+    "connector",
 ]
 
 
@@ -40,3 +41,10 @@ def attach(engine: Any, **options: Any) -> IamConnector:
     from .plugin import attach as _attach
 
     return _attach(engine, **options)
+
+
+def connector(engine: Any) -> IamConnector:
+    """The IAM listener of an engine: its target, options and token cache."""
+    from .plugin import connector as _connector
+
+    return _connector(engine)

@@ -23,7 +23,7 @@ from .options import KEYWORD_ONLY_NAMES, OPTION_NAMES, Options, parse_options
 from .tls import default_ca_bundle
 from .tokens import SignedToken, TokenCache, TokenKey, sign_token
 
-__all__ = ["IamConnector", "RdsIamPlugin", "attach"]
+__all__ = ["IamConnector", "RdsIamPlugin", "attach", "connector"]
 
 logger = logging.getLogger("sqlalchemy_rds_iam")
 
@@ -151,6 +151,14 @@ def attach(engine: Any, **options: Any) -> IamConnector:
     connector = IamConnector(engine.url, engine.dialect, parse_options(keywords=options))
     _install(engine, connector)
     return connector
+
+
+def connector(engine: Any) -> IamConnector:
+    """The IAM listener installed on ``engine`` (by the URL plugin or ``attach()``)."""
+    found = _ATTACHED.get(getattr(engine, "sync_engine", engine))
+    if found is None:
+        raise ConfigurationError("this engine has no IAM authentication: use ?plugin=rds_iam or attach()")
+    return found
 
 
 class RdsIamPlugin(CreateEnginePlugin):

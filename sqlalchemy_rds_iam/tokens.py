@@ -135,7 +135,8 @@ class TokenCache:
     """Tokens per :class:`TokenKey`, refreshed on demand; one signing at a time per key."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        self._clock = clock
+        self.clock = clock
+        """Seconds since the epoch; replaceable to simulate time passing (e.g. a Lambda freeze)."""
         self._entries: dict[Hashable, _Entry] = {}
         self._locks: dict[Hashable, threading.Lock] = {}
         self._locks_lock = threading.Lock()
@@ -143,7 +144,7 @@ class TokenCache:
     def peek(self, key: Hashable) -> str | None:
         """The cached token for ``key`` if it may still be used, else ``None``; never blocks."""
         entry = self._entries.get(key)
-        if entry is not None and self._clock() < entry.refresh_at:
+        if entry is not None and self.clock() < entry.refresh_at:
             return entry.token
         return None
 
@@ -158,7 +159,7 @@ class TokenCache:
         with lock:
             # Another thread may have signed while we waited.
             entry = self._entries.get(key)
-            now = self._clock()
+            now = self.clock()
             if entry is not None and now < entry.refresh_at:
                 return entry.token
             signed = sign()
