@@ -157,7 +157,9 @@ def connector(engine: Any) -> IamConnector:
     """The IAM listener installed on ``engine`` (by the URL plugin or ``attach()``)."""
     found = _ATTACHED.get(getattr(engine, "sync_engine", engine))
     if found is None:
-        raise ConfigurationError("this engine has no IAM authentication: use ?plugin=rds_iam or attach()")
+        raise ConfigurationError(
+            "this engine has no IAM authentication: use ?plugin=rds_iam or attach()"
+        )
     return found
 
 
