@@ -20,7 +20,7 @@ from .drivers import DriverSpec, driver_for
 from .endpoints import parse_hostname
 from .errors import ConfigurationError, InsecureConnectionError
 from .options import KEYWORD_ONLY_NAMES, OPTION_NAMES, Options, parse_options
-from .tls import default_ca_bundle
+from .cabundle import default_ca_bundle
 from .tokens import SignedToken, TokenCache, TokenKey, sign_token
 
 __all__ = ["IamConnector", "RdsIamPlugin", "attach", "connector"]

@@ -18,4 +18,6 @@ def _no_ambient_aws(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Te
     monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # `sqlalchemy-rds-iam ca update` writes here; keep a user's stored bundle out of tests.
+    monkeypatch.setenv("SQLALCHEMY_RDS_IAM_CACHE_DIR", str(empty.parent / "ca-cache"))
     yield
