@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from sqlalchemy_rds_iam.testing.verifier import token_fingerprint
+
 __all__ = ["EmulatorInfo", "Identity", "ServerInfo", "Verification"]
 
 
@@ -44,6 +46,8 @@ class Verification:
     access_key_id: str | None
     token_length: int
     elapsed_ms: float | None = None
+    #: :func:`~sqlalchemy_rds_iam.testing.verifier.token_fingerprint` of the token received.
+    token_sha256: str | None = None
 
     @property
     def code(self) -> str:
@@ -111,8 +115,12 @@ class ServerInfo:
         except FileNotFoundError:
             return 0
 
-    def verifications(self, since: int = 0) -> list[Verification]:
-        """Decisions the verifier logged for this server after byte offset ``since``."""
+    def verifications(self, since: int = 0, *, token: str | None = None) -> list[Verification]:
+        """Decisions the verifier logged for this server after byte offset ``since``.
+
+        With ``token``, only the decisions on that token: other processes may be logging in
+        to a shared emulator at the same time.
+        """
         try:
             with open(self.verifier_log, "rb") as fh:
                 fh.seek(since)
@@ -120,11 +128,13 @@ class ServerInfo:
         except FileNotFoundError:
             return []
         known = set(Verification.__dataclass_fields__)
+        wanted = token_fingerprint(token) if token is not None else None
         result = []
         for line in data.decode("utf-8").splitlines():
             if line.strip():
                 raw = json.loads(line)
-                result.append(Verification(**{k: v for k, v in raw.items() if k in known}))
+                if wanted is None or raw.get("token_sha256") == wanted:
+                    result.append(Verification(**{k: v for k, v in raw.items() if k in known}))
         return result
 
 

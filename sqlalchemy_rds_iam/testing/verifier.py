@@ -17,7 +17,8 @@ server's unprivileged user, under the system ``/usr/bin/python3``: hence standar
 only, and no import from the rest of the package. In script mode it reads the token from
 stdin, the login user from ``PAM_USER``, the credentials from ``--config``, exits 0 to accept
 and 1 to reject, and appends one JSON line per decision to the configured log. The log never
-holds the token's text or any secret: only its length, the access key id and the reason.
+holds the token's text or any secret: only its length, a short SHA-256 fingerprint (so a test
+can find its own login), the access key id and the reason.
 
 Limitation: pam_exec hands the password over truncated to ``PAM_MAX_RESP_SIZE`` (512 bytes
 including the terminating NUL, so at most 511 characters arrive). A token that long may have
@@ -29,7 +30,6 @@ through the emulator's servers; :func:`verify_token` itself has no length limit.
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import hashlib
 import hmac
@@ -39,8 +39,11 @@ import sys
 import time
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "MAX_CLOCK_SKEW",
@@ -49,6 +52,7 @@ __all__ = [
     "Credential",
     "Verdict",
     "main",
+    "token_fingerprint",
     "verify_token",
 ]
 
@@ -77,7 +81,7 @@ REASON_EXPIRED = "expired"
 REASON_FUTURE = "future"
 REASON_ENDPOINT = "endpoint"
 REASON_ACCESS_KEY = "access-key"
-REASON_SESSION_TOKEN = "session-token"
+REASON_SESSION_TOKEN = "session-token"  # noqa: S105 -- a reason code, not a secret
 REASON_SIGNATURE = "signature"
 REASON_POLICY = "policy"
 
@@ -135,6 +139,20 @@ def _parse_query(query: str) -> dict[str, str] | str:
     return params
 
 
+def _parse_amz_date(text: str) -> float | None:
+    """``YYYYMMDDTHHMMSSZ`` as Unix time (by hand: strptime's imports cost every login)."""
+    digits = text[:8] + text[9:15]
+    if len(text) != 16 or text[8] != "T" or text[15] != "Z" or not digits.isdigit():
+        return None
+    year, month, day = int(digits[:4]), int(digits[4:6]), int(digits[6:8])
+    hour, minute, second = int(digits[8:10]), int(digits[10:12]), int(digits[12:14])
+    try:
+        moment = _dt.datetime(year, month, day, hour, minute, second, tzinfo=_dt.timezone.utc)
+        return moment.timestamp()
+    except ValueError:
+        return None
+
+
 def _canonical_query(params: Mapping[str, str]) -> str:
     # SigV4: URI-encode every key and value (unreserved characters kept), sort by key,
     # and leave the signature itself out.
@@ -159,9 +177,7 @@ def _canonical_host(host: str) -> str:
     return name if sep and port == "443" else host
 
 
-def signature_for(
-    host: str, params: Mapping[str, str], secret: str, date: str, region: str
-) -> str:
+def signature_for(host: str, params: Mapping[str, str], secret: str, date: str, region: str) -> str:
     """Return the hex SigV4 signature of a presigned ``GET /`` for ``host`` (no botocore)."""
     canonical_request = "\n".join(
         [
@@ -253,13 +269,8 @@ def verify_token(
         return _reject(REASON_SCOPE, f"credential scope {_show(scope)} is not date/region/...")
     date, scope_region, scope_service, terminator = scope_parts
     amz_date = params["X-Amz-Date"]
-    try:
-        signed_at = (
-            _dt.datetime.strptime(amz_date, _AMZ_DATE)
-            .replace(tzinfo=_dt.timezone.utc)
-            .timestamp()
-        )
-    except ValueError:
+    signed_at = _parse_amz_date(amz_date)
+    if signed_at is None:
         return _reject(REASON_MALFORMED, f"X-Amz-Date {_show(amz_date)} is not {_AMZ_DATE}")
     if date != amz_date[:8]:
         return _reject(REASON_SCOPE, f"scope date {_show(date)} differs from X-Amz-Date")
@@ -358,6 +369,16 @@ def load_config(path: str, service: str) -> dict[str, Any]:
     }
 
 
+def token_fingerprint(token: str) -> str:
+    """A short SHA-256 of what PAM handed over: lets a test find its own login in the log.
+
+    Safe to log: it cannot be turned back into the token (which expires within 15 minutes
+    anyway). Input longer than pam_exec passes is cut the same way first.
+    """
+    arrived = token[: PAM_MAX_TOKEN_CHARS + 1]
+    return hashlib.sha256(arrived.encode("utf-8")).hexdigest()[:16]
+
+
 def _append_log(path: str | None, entry: Mapping[str, Any]) -> None:
     if not path:
         return
@@ -377,27 +398,45 @@ def _read_token(stream: Any) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+_USAGE = """\
+usage: verifier.py --config CONFIG.json --service NAME
+
+PAM helper (pam_exec expose_authtok): verify the RDS IAM token read from stdin for $PAM_USER.
+Exit status 0 accepts the login, 1 rejects it, 2 is a usage error.
+"""
+
+
+def _parse_args(argv: list[str]) -> dict[str, str] | None:
+    # Not argparse: it would add ~8 ms of imports to every database login.
+    options: dict[str, str] = {}
+    it = iter(argv)
+    for arg in it:
+        name, eq, value = arg.partition("=")
+        if name not in ("--config", "--service"):
+            return None
+        options[name[2:]] = value if eq else next(it, "")
+    return options if options.get("config") and options.get("service") else None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Script entry point: exit status 0 accepts the login, 1 rejects it."""
-    parser = argparse.ArgumentParser(
-        description="PAM helper: verify an RDS IAM token read from stdin for $PAM_USER."
-    )
-    parser.add_argument("--config", required=True, help="JSON config written by the emulator")
-    parser.add_argument("--service", required=True, help="which server's endpoints to accept")
-    args = parser.parse_args(argv)
+    options = _parse_args(sys.argv[1:] if argv is None else argv)
+    if options is None:
+        sys.stderr.write(_USAGE)
+        return 2
     started = time.time()
     user = os.environ.get("PAM_USER", "")
     token = _read_token(sys.stdin.buffer)
     log_path: str | None = None
     try:
-        config = load_config(args.config, args.service)
+        config = load_config(options["config"], options["service"])
         log_path = config["log"]
         if len(token) > PAM_MAX_TOKEN_CHARS:
             verdict = _reject(
                 REASON_TRUNCATED,
-                f"{len(token)} characters arrived: pam_exec cuts passwords at "
-                f"{PAM_MAX_TOKEN_CHARS + 1} bytes (PAM_MAX_RESP_SIZE), so the token may be cut "
-                "(use a shorter session token)",
+                f"{len(token)} characters arrived, the most pam_exec passes on "
+                "(PAM_MAX_RESP_SIZE): the token was probably cut; sign with a shorter "
+                "session token",
             )
         else:
             verdict = verify_token(
@@ -413,13 +452,14 @@ def main(argv: list[str] | None = None) -> int:
         verdict = Verdict(False, f"config: {type(exc).__name__}: {exc}")
     entry = {
         "time": started,
-        "service": args.service,
+        "service": options["service"],
         "pam_service": os.environ.get("PAM_SERVICE"),
         "user": user,
         "ok": verdict.ok,
         "reason": verdict.reason,
         "access_key_id": verdict.access_key_id,
         "token_length": len(token),
+        "token_sha256": token_fingerprint(token),
         "elapsed_ms": round((time.time() - started) * 1000, 3),
     }
     try:

@@ -1,0 +1,162 @@
+"""``sqlalchemy-rds-iam emulator start|stop|status``: the emulator from the command line.
+
+The top-level CLI calls :func:`add_emulator_parser`; each subcommand's ``func`` takes the
+parsed arguments and returns the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TextIO
+
+from sqlalchemy_rds_iam.testing.emulator import (
+    DEFAULT_STATE_DIR,
+    STATE_DIR_ENV,
+    Emulator,
+    default_state_dir,
+)
+from sqlalchemy_rds_iam.testing.errors import EmulatorError
+from sqlalchemy_rds_iam.testing.info import EmulatorInfo
+
+__all__ = ["add_emulator_parser"]
+
+_DESCRIPTION = """\
+A local stand-in for Amazon RDS IAM authentication: private PostgreSQL, MariaDB and PgBouncer
+servers (TLS from a throwaway CA) that accept only valid IAM tokens, checked by a verifier that
+recomputes the SigV4 signature against throwaway AWS identities. Needs root (it writes
+/etc/pam.d) and the Debian packages postgresql, mariadb-server and pgbouncer. The machine's own
+database services are never touched."""
+
+_STATE_HELP = f"state directory of the emulator (default: ${STATE_DIR_ENV} or {DEFAULT_STATE_DIR})"
+
+
+def add_emulator_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``emulator`` and its ``start``, ``stop`` and ``status`` subcommands."""
+    parser = subparsers.add_parser(
+        "emulator",
+        help="run a local RDS IAM emulator (PostgreSQL, MariaDB, PgBouncer) for tests",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(func=lambda args: _usage(parser))
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    start = commands.add_parser(
+        "start",
+        help="start the emulator, or report the running one",
+        description="Start the emulator's servers, or, if they are already running, report "
+        "them (idempotent). A stale emulator left by a crashed run is cleaned up and "
+        "started afresh. Prints the servers, CA bundle, region and identities to sign with.",
+    )
+    start.add_argument(
+        "--json",
+        action="store_true",
+        help="print everything a client needs as JSON: per server host, port, database, "
+        "users, CA path; the region; each identity's access key id, secret access key and "
+        "session token (all throwaway)",
+    )
+    start.add_argument("--state-dir", metavar="DIR", help=_STATE_HELP)
+    start.add_argument(
+        "--without-pgbouncer",
+        action="store_true",
+        help="leave out PgBouncer (its PAM service, /etc/pam.d/pgbouncer, can belong to only "
+        "one emulator at a time)",
+    )
+    start.set_defaults(func=_start)
+
+    stop = commands.add_parser(
+        "stop",
+        help="stop the emulator and remove its files",
+        description="Stop the emulator's servers, remove its /etc/pam.d files (restoring any "
+        "file they replaced) and delete its state directory. Exits 0 also when nothing ran.",
+    )
+    stop.add_argument("--state-dir", metavar="DIR", help=_STATE_HELP)
+    stop.set_defaults(func=_stop)
+
+    status = commands.add_parser(
+        "status",
+        help="say whether the emulator runs (exit 0) or not (exit 1)",
+        description="Report whether the emulator runs. Exit status 0 when it does, 1 when it "
+        "does not (or only partly: `start` will then restart it).",
+    )
+    status.add_argument(
+        "--json",
+        action="store_true",
+        help='print the same JSON as `start --json`, or {"running": false, ...} when not running',
+    )
+    status.add_argument("--state-dir", metavar="DIR", help=_STATE_HELP)
+    status.set_defaults(func=_status)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _emulator(args: argparse.Namespace) -> Emulator:
+    pgbouncer = not getattr(args, "without_pgbouncer", False)
+    return Emulator(args.state_dir or default_state_dir(), pgbouncer=pgbouncer)
+
+
+def _print_summary(info: EmulatorInfo, out: TextIO) -> None:
+    out.write(f"state dir: {info.state_dir}\nregion:    {info.region}\nCA bundle: {info.ca_path}\n")
+    for server in info.servers.values():
+        out.write(
+            f"{server.name:<11} {server.endpoint:<16} database={server.database} "
+            f"users={','.join(server.users)}\n    {server.url()}\n"
+        )
+    for ident in info.identities.values():
+        kind = "temporary" if ident.session_token else "long-term"
+        out.write(
+            f"identity {ident.name:<11} {ident.access_key_id} ({kind}; may connect as "
+            f"{','.join(ident.allowed_users)})\n"
+        )
+    out.write("secrets: run with --json\n")
+
+
+def _fail(exc: EmulatorError) -> int:
+    print(f"sqlalchemy-rds-iam emulator: error: {exc}", file=sys.stderr)
+    return 1
+
+
+def _start(args: argparse.Namespace) -> int:
+    try:
+        info, started = _emulator(args).ensure_started()
+    except EmulatorError as exc:
+        return _fail(exc)
+    if args.json:
+        print(info.to_json())
+    else:
+        print("started" if started else "already running")
+        _print_summary(info, sys.stdout)
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    try:
+        stopped = _emulator(args).stop()
+    except EmulatorError as exc:
+        return _fail(exc)
+    print("stopped" if stopped else "not running")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    emulator = _emulator(args)
+    try:
+        info = emulator.status()
+    except EmulatorError as exc:
+        return _fail(exc)
+    if args.json:
+        if info is None:
+            print(json.dumps({"running": False, "state_dir": str(emulator.state_dir)}))
+        else:
+            print(info.to_json())
+    elif info is None:
+        print(f"not running (state dir {emulator.state_dir})")
+    else:
+        print("running")
+        _print_summary(info, sys.stdout)
+    return 0 if info is not None else 1

@@ -1,0 +1,99 @@
+"""pytest fixtures for the local RDS IAM emulator (entry point ``pytest11``: ``rds_iam``).
+
+    rds_iam_emulator   session: the running emulator's :class:`EmulatorInfo` (started if
+                       needed; stopped at the end only if this session started it and no
+                       other process still uses it or asked to keep it)
+    rds_iam_aws_env    function: AWS_* variables set to the emulator's primary identity,
+                       profiles and config files cleared; returns the variables
+
+Tests skip only when the server programs are not installed; anything else (not root, a
+server that fails to start) is an error, so that CI never passes by skipping. Loading this
+plugin is cheap: it imports nothing heavy until a fixture is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from sqlalchemy_rds_iam.testing.info import EmulatorInfo
+
+__all__ = ["rds_iam_aws_env", "rds_iam_emulator"]
+
+# Variables that could make botocore sign as someone else than the emulator's identity.
+_AWS_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Options to point the fixtures at an emulator and to keep it running afterwards."""
+    group = parser.getgroup("rds_iam", "sqlalchemy-rds-iam emulator")
+    group.addoption(
+        "--rds-iam-emulator-dir",
+        metavar="DIR",
+        default=None,
+        help="state directory of the RDS IAM emulator (default: "
+        "$SQLALCHEMY_RDS_IAM_EMULATOR_DIR or /tmp/sqlalchemy-rds-iam-emulator)",
+    )
+    group.addoption(
+        "--rds-iam-keep-emulator",
+        action="store_true",
+        default=False,
+        help="leave an emulator this session started running at the end",
+    )
+
+
+@pytest.fixture(scope="session")
+def rds_iam_emulator(request: pytest.FixtureRequest) -> Iterator[EmulatorInfo]:
+    """The running emulator: reused if alive, else started (and then stopped at the end)."""
+    from sqlalchemy_rds_iam.testing.emulator import Emulator
+    from sqlalchemy_rds_iam.testing.errors import ServerBinariesMissingError
+
+    emulator = Emulator(request.config.getoption("--rds-iam-emulator-dir"))
+    keep = bool(request.config.getoption("--rds-iam-keep-emulator"))
+    try:
+        info, started = emulator.ensure_started(keep=keep)
+    except ServerBinariesMissingError as exc:
+        pytest.skip(f"RDS IAM emulator unavailable: {exc}")
+    # A lease: another session that reuses this emulator keeps it alive past our end.
+    emulator.acquire()
+    try:
+        yield info
+    finally:
+        emulator.release(stop=started and not keep)
+
+
+@pytest.fixture
+def rds_iam_aws_env(
+    rds_iam_emulator: EmulatorInfo,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, str]:
+    """Make botocore sign as the emulator's primary identity, and as nothing else."""
+    for name in _AWS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    # No ~/.aws files, no instance metadata: only the variables below can supply credentials.
+    empty = tmp_path_factory.mktemp("aws") / "none"
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    env = rds_iam_emulator.aws_env("primary")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env

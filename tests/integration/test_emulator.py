@@ -1,0 +1,466 @@
+"""The emulator accepts what RDS accepts and rejects what RDS rejects, through real servers.
+
+Drivers are used directly (not the plugin): these tests judge the emulator itself. Every
+rejection is checked against the reason the verifier logged, so a test cannot pass because a
+login failed for some other reason (a TLS or network error, say).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import io
+import json
+import os
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import boto3
+import psycopg2
+import pymysql
+import pytest
+
+from sqlalchemy_rds_iam.testing import (
+    Emulator,
+    EmulatorInfo,
+    Identity,
+    ServerInfo,
+    Verification,
+    presign_token,
+)
+from sqlalchemy_rds_iam.testing.cli import add_emulator_parser
+
+pytestmark = pytest.mark.integration
+
+SERVERS = ("postgresql", "pgbouncer", "mysql")
+DB_ERRORS = (psycopg2.OperationalError, pymysql.err.OperationalError)
+
+
+@pytest.fixture(params=SERVERS)
+def server(request: pytest.FixtureRequest, rds_iam_emulator: EmulatorInfo) -> ServerInfo:
+    return rds_iam_emulator.servers[request.param]
+
+
+@pytest.fixture
+def info(rds_iam_emulator: EmulatorInfo) -> EmulatorInfo:
+    return rds_iam_emulator
+
+
+def boto3_token(
+    info: EmulatorInfo,
+    server: ServerInfo,
+    user: str,
+    identity: str = "primary",
+    *,
+    port: int | None = None,
+    session_token: str | bool | None = True,
+) -> str:
+    """The reference implementation: boto3's generate_db_auth_token."""
+    ident = info.identities[identity]
+    token = ident.session_token if session_token is True else session_token or None
+    client = boto3.client(
+        "rds",
+        region_name=info.region,
+        aws_access_key_id=ident.access_key_id,
+        aws_secret_access_key=ident.secret_access_key,
+        aws_session_token=token,
+    )
+    return str(client.generate_db_auth_token(server.host, port or server.port, user))
+
+
+@contextlib.contextmanager
+def connect(server: ServerInfo, user: str, password: str, *, tls: bool = True) -> Iterator[Any]:
+    conn: Any
+    if server.dialect == "postgresql":
+        conn = psycopg2.connect(
+            host=server.host,
+            port=server.port,
+            dbname=server.database,
+            user=user,
+            password=password,
+            sslmode="verify-full" if tls else "disable",
+            sslrootcert=server.ca_path,
+            connect_timeout=10,
+        )
+    elif tls:
+        conn = pymysql.connect(
+            host=server.host,
+            port=server.port,
+            database=server.database,
+            user=user,
+            password=password,
+            ssl_ca=server.ca_path,
+            ssl_verify_identity=True,
+            connect_timeout=10,
+        )
+    else:
+        conn = pymysql.connect(
+            host=server.host,
+            port=server.port,
+            database=server.database,
+            user=user,
+            password=password,
+            ssl_disabled=True,
+            connect_timeout=10,
+        )
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def login(
+    server: ServerInfo, user: str, token: str, *, tls: bool = True
+) -> tuple[bool, list[Verification]]:
+    """Try to log in; return whether it worked and what the verifier logged meanwhile."""
+    offset = server.log_offset()
+    try:
+        with connect(server, user, token, tls=tls) as conn:
+            cur = conn.cursor()
+            cur.execute("SELECT current_user" if server.dialect == "postgresql" else "SELECT 1")
+            cur.fetchall()
+            cur.close()
+        ok = True
+    except DB_ERRORS:
+        ok = False
+    return ok, server.verifications(offset, token=token)
+
+
+def codes(verifications: list[Verification]) -> set[str]:
+    """The decisions on one token. A set: another process sharing the emulator may have
+    logged in with the very same token (same identity, user and second) meanwhile."""
+    assert verifications, "the verifier did not run"
+    return {v.code for v in verifications}
+
+
+def unique_token(info: EmulatorInfo, server: ServerInfo, user: str) -> str:
+    """A valid token no other process will send: signed a random number of seconds ago."""
+    ident = info.identities["primary"]
+    back = datetime.timedelta(seconds=secrets.randbelow(600) + 1)
+    return presign_token(
+        server.host,
+        server.port,
+        user,
+        access_key_id=ident.access_key_id,
+        secret_access_key=ident.secret_access_key,
+        region=info.region,
+        signed_at=datetime.datetime.now(datetime.timezone.utc) - back,
+    )
+
+
+def assert_rejected(server: ServerInfo, user: str, token: str, code: str) -> None:
+    ok, verifications = login(server, user, token)
+    assert not ok, "the server accepted a token RDS would reject"
+    assert codes(verifications) == {code}, [v.reason for v in verifications]
+    assert verifications[-1].user == user
+    assert verifications[-1].token_length == min(len(token), 511)
+
+
+# -- accepted ----------------------------------------------------------------------------------
+
+
+def test_accepts_boto3_token_over_verified_tls(info: EmulatorInfo, server: ServerInfo) -> None:
+    token = boto3_token(info, server, "iamuser")
+    offset = server.log_offset()
+    plugins: list[bytes] = []
+    original = pymysql.connections.Connection._process_auth  # type: ignore[attr-defined]
+
+    def record(self: Any, plugin_name: bytes, *args: Any, **kwargs: Any) -> Any:
+        plugins.append(plugin_name)
+        return original(self, plugin_name, *args, **kwargs)
+
+    with (
+        mock.patch.object(pymysql.connections.Connection, "_process_auth", record),
+        connect(server, "iamuser", token) as conn,
+    ):
+        cur = conn.cursor()
+        if server.name == "postgresql":
+            cur.execute("SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            assert cur.fetchone() == ("iamuser", True)
+        elif server.name == "pgbouncer":
+            cur.execute("SELECT current_user, current_database()")
+            assert cur.fetchone() == ("iamuser", "app")
+        else:
+            cur.execute("SELECT current_user(), database()")
+            assert cur.fetchone() == ("iamuser@%", "app")
+            cur.execute("SHOW STATUS LIKE 'Ssl_version'")
+            assert str(cur.fetchone()[1]).startswith("TLSv1.")
+            # The cleartext exchange RDS MySQL uses.
+            assert plugins == [b"mysql_clear_password"]
+    verification = server.verifications(offset, token=token)[-1]
+    assert verification.ok and verification.reason == "ok"
+    assert verification.access_key_id == info.identities["primary"].access_key_id
+    assert verification.service == server.name
+
+
+def test_accepts_temporary_credentials(info: EmulatorInfo, server: ServerInfo) -> None:
+    ok, verifications = login(
+        server, "iamuser2", boto3_token(info, server, "iamuser2", "temporary")
+    )
+    assert ok and codes(verifications) == {"ok"}
+
+
+def test_restricted_identity_may_connect_as_its_user(
+    info: EmulatorInfo, server: ServerInfo
+) -> None:
+    token = boto3_token(info, server, "iamuser2", "restricted")
+    ok, verifications = login(server, "iamuser2", token)
+    assert ok and codes(verifications) == {"ok"}
+
+
+def test_iam_users_can_create_tables(info: EmulatorInfo, server: ServerInfo) -> None:
+    """Migrations (alembic) run as IAM users."""
+    for user in server.users:
+        table = f"t_{user}_{secrets.token_hex(4)}"
+        with connect(server, user, boto3_token(info, server, user)) as conn:
+            cur = conn.cursor()
+            cur.execute(f"CREATE TABLE {table} (id integer primary key)")
+            cur.execute(f"INSERT INTO {table} VALUES (1)")  # noqa: S608
+            cur.execute(f"DROP TABLE {table}")
+            conn.commit()
+
+
+# -- rejected ----------------------------------------------------------------------------------
+
+
+def test_rejects_tampered_signature(info: EmulatorInfo, server: ServerInfo) -> None:
+    token = boto3_token(info, server, "iamuser")
+    tampered = token[:-1] + ("0" if token[-1] != "0" else "1")
+    assert_rejected(server, "iamuser", tampered, "signature")
+
+
+def test_rejects_unknown_access_key(info: EmulatorInfo, server: ServerInfo) -> None:
+    client = boto3.client(
+        "rds",
+        region_name=info.region,
+        aws_access_key_id="AKIAUNKNOWNUNKNOWN00",
+        aws_secret_access_key=info.identities["primary"].secret_access_key,
+    )
+    token = client.generate_db_auth_token(server.host, server.port, "iamuser")
+    assert_rejected(server, "iamuser", token, "access-key")
+
+
+def test_rejects_another_users_token(info: EmulatorInfo, server: ServerInfo) -> None:
+    assert_rejected(server, "iamuser", boto3_token(info, server, "iamuser2"), "user")
+
+
+def test_rejects_token_for_another_port(info: EmulatorInfo, server: ServerInfo) -> None:
+    other = next(s for s in info.servers.values() if s.port != server.port)
+    token = boto3_token(info, server, "iamuser", port=other.port)
+    assert_rejected(server, "iamuser", token, "endpoint")
+
+
+def test_rejects_expired_token(info: EmulatorInfo, server: ServerInfo) -> None:
+    past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=16)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=past.replace(tzinfo=None)):
+        token = boto3_token(info, server, "iamuser")
+    assert_rejected(server, "iamuser", token, "expired")
+
+
+def test_rejects_expires_above_900(info: EmulatorInfo, server: ServerInfo) -> None:
+    ident = info.identities["primary"]
+    token = presign_token(
+        server.host,
+        server.port,
+        "iamuser",
+        access_key_id=ident.access_key_id,
+        secret_access_key=ident.secret_access_key,
+        region=info.region,
+        expires=901,
+    )
+    assert "X-Amz-Expires=901" in token
+    assert_rejected(server, "iamuser", token, "expires")
+
+
+def test_rejects_missing_session_token(info: EmulatorInfo, server: ServerInfo) -> None:
+    token = boto3_token(info, server, "iamuser", "temporary", session_token=None)
+    assert "X-Amz-Security-Token" not in token
+    assert_rejected(server, "iamuser", token, "session-token")
+
+
+def test_rejects_wrong_session_token(info: EmulatorInfo, server: ServerInfo) -> None:
+    token = boto3_token(info, server, "iamuser", "temporary", session_token="FQoGZXIvYXdzEwrong")
+    assert_rejected(server, "iamuser", token, "session-token")
+
+
+def test_rejects_identity_the_policy_denies(info: EmulatorInfo, server: ServerInfo) -> None:
+    token = boto3_token(info, server, "iamuser", "restricted")
+    assert_rejected(server, "iamuser", token, "policy")
+
+
+def test_rejects_token_pam_exec_truncates(info: EmulatorInfo, server: ServerInfo) -> None:
+    """A real-size STS session token makes the token longer than pam_exec passes on."""
+    token = boto3_token(info, server, "iamuser", "temporary", session_token="IQoJb3JpZ" * 60)
+    assert len(token) > 511
+    assert_rejected(server, "iamuser", token, "truncated")
+
+
+def test_rejects_login_without_tls(info: EmulatorInfo, server: ServerInfo) -> None:
+    ok, verifications = login(server, "iamuser", unique_token(info, server, "iamuser"), tls=False)
+    assert not ok
+    if server.dialect == "postgresql":
+        # pg_hba (hostnossl ... reject) and PgBouncer (client_tls_sslmode=require) refuse
+        # before asking for a password: the token never leaves the client.
+        assert verifications == []
+    else:
+        # MariaDB runs the auth plugin before it enforces REQUIRE SSL: the token has
+        # crossed in clear text by then, which is why the client must insist on TLS.
+        assert codes(verifications) == {"ok"}
+
+
+# -- the emulator itself -----------------------------------------------------------------------
+
+
+def test_start_is_idempotent(info: EmulatorInfo) -> None:
+    again, started = Emulator(info.state_dir).ensure_started()
+    assert not started
+    assert again == info
+    assert Emulator(info.state_dir).status() == info
+
+
+def test_info_round_trips_through_json(info: EmulatorInfo) -> None:
+    assert EmulatorInfo.from_json(info.to_json()) == info
+    data = json.loads(info.to_json())
+    assert set(data["servers"]) == set(SERVERS)
+    assert data["identities"]["temporary"]["session_token"]
+    for server in data["servers"].values():
+        assert {"host", "port", "database", "users", "ca_path"} <= set(server)
+
+
+def test_urls_and_env(info: EmulatorInfo) -> None:
+    url = info.postgresql.url("iamuser2")
+    assert url == (
+        f"postgresql+psycopg2://iamuser2@localhost:{info.postgresql.port}/app?plugin=rds_iam"
+        f"&aws_region={info.region}&iam_ca_bundle={info.ca_path}"
+    )
+    assert info.mysql.url().startswith(f"mysql+pymysql://iamuser@localhost:{info.mysql.port}/")
+    assert "AWS_SESSION_TOKEN" not in info.aws_env()
+    assert info.aws_env("temporary")["AWS_SESSION_TOKEN"] == (
+        info.identities["temporary"].session_token
+    )
+
+
+def test_aws_env_fixture(rds_iam_aws_env: dict[str, str], info: EmulatorInfo) -> None:
+    assert os.environ["AWS_ACCESS_KEY_ID"] == info.identities["primary"].access_key_id
+    assert "AWS_PROFILE" not in os.environ
+    client = boto3.client("rds")
+    token = client.generate_db_auth_token(info.postgresql.host, info.postgresql.port, "iamuser")
+    ok, _ = login(info.postgresql, "iamuser", token)
+    assert ok
+
+
+def test_servers_are_private_and_unprivileged(info: EmulatorInfo) -> None:
+    state = Path(info.state_dir)
+    for server in info.servers.values():
+        assert server.port not in (5432, 3306)
+        assert Path(server.verifier_log).is_relative_to(state)
+    ps = subprocess.run(
+        ["ps", "-ww", "-eo", "user=,args="], capture_output=True, text=True, check=True
+    ).stdout
+    ours = [
+        line
+        for line in ps.splitlines()
+        if str(state) + "/" in line
+        and Path(line.split()[1]).name in ("postgres", "mariadbd", "pgbouncer")
+    ]
+    assert len(ours) == 3
+    assert all(line.split()[0] in ("postgres", "mysql") for line in ours)
+    # The verifier's copy and the PAM files are root's alone to change.
+    assert (state / "verifier.py").stat().st_uid == 0
+    assert (state / "verifier.py").stat().st_mode & 0o022 == 0
+
+
+def test_verifier_log_holds_no_secrets(info: EmulatorInfo, server: ServerInfo) -> None:
+    token = boto3_token(info, server, "iamuser", "temporary")
+    login(server, "iamuser", token)
+    text = Path(server.verifier_log).read_text()
+    signature = token.rpartition("=")[2]
+    for ident in info.identities.values():
+        assert ident.secret_access_key not in text
+        assert ident.session_token is None or ident.session_token not in text
+    assert signature not in text
+    assert "X-Amz-Signature=" not in text
+    assert "Action=connect" not in text
+
+
+def run_cli(*argv: str) -> tuple[int, str]:
+    parser = argparse.ArgumentParser(prog="sqlalchemy-rds-iam")
+    add_emulator_parser(parser.add_subparsers())
+    args = parser.parse_args(["emulator", *argv])
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = args.func(args)
+    return status, out.getvalue()
+
+
+def test_cli_status_and_start_json(info: EmulatorInfo) -> None:
+    status, out = run_cli("status", "--json", "--state-dir", info.state_dir)
+    assert status == 0 and EmulatorInfo.from_json(out) == info
+    status, out = run_cli("start", "--json", "--state-dir", info.state_dir)
+    assert status == 0 and EmulatorInfo.from_json(out) == info
+
+
+def test_cli_help_texts() -> None:
+    for sub in ("start", "stop", "status"):
+        with pytest.raises(SystemExit) as exc:
+            run_cli(sub, "--help")
+        assert exc.value.code == 0
+
+
+# -- lifecycle of a second, separate emulator --------------------------------------------------
+
+
+def test_stale_state_is_restarted_and_stop_cleans_up(
+    info: EmulatorInfo, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A crashed run (a server gone) is detected, cleaned up and started afresh."""
+    state_dir = Path("/tmp") / f"rds-iam-emulator-test-{secrets.token_hex(4)}"
+    emulator = Emulator(state_dir, pgbouncer=False)
+    try:
+        first, started = emulator.ensure_started()
+        assert started and set(first.servers) == {"postgresql", "mysql"}
+        pam_files = [Path("/etc/pam.d") / s.pam_service for s in first.servers.values()]
+        assert all(p.exists() for p in pam_files)
+        # The session's emulator keeps its PgBouncer PAM service.
+        assert f"state_dir={info.state_dir}\n" in Path("/etc/pam.d/pgbouncer").read_text()
+
+        state = json.loads((state_dir / "state.json").read_text())
+        os.kill(state["pids"]["mysql"], 9)
+        deadline = time.monotonic() + 10
+        while emulator.status() is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert emulator.status() is None
+
+        second, started = emulator.ensure_started()
+        assert started and second.mysql.port != 0
+        ok, _ = login(second.mysql, "iamuser", boto3_token(second, second.mysql, "iamuser"))
+        assert ok
+
+        # Leases: the starter does not stop an emulator another live process uses.
+        emulator.acquire()
+        with subprocess.Popen(["sleep", "60"]) as other:
+            (state_dir / "leases" / str(other.pid)).touch()
+            assert not emulator.release(stop=True)
+            assert emulator.status() == second
+            other.kill()
+        assert emulator.release(stop=True)
+        assert emulator.status() is None
+    finally:
+        emulator.stop()
+    assert not state_dir.exists()
+    assert not any(p.exists() for p in pam_files)
+    assert not emulator.stop()
+    # The session's emulator is untouched.
+    assert Emulator(info.state_dir).status() == info
+
+
+def test_identity_repr_hides_secrets(info: EmulatorInfo) -> None:
+    ident: Identity = info.identities["temporary"]
+    assert ident.secret_access_key not in repr(ident)
+    assert str(ident.session_token) not in repr(ident)
