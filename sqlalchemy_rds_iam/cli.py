@@ -107,16 +107,24 @@ def _psql(args: argparse.Namespace) -> int:
     return _run_client(args, env, "PGPASSWORD", ["psql", *args.client_args], connector)
 
 
+def _is_mariadb_client(name: str) -> bool:
+    """MariaDB's client always allows cleartext auth and warns on Oracle's switch for it."""
+    path = shutil.which(name)
+    return path is not None and os.path.basename(os.path.realpath(path)).startswith("mariadb")
+
+
 def _mysql(args: argparse.Namespace) -> int:
     connector, url = _connector(args.url)
+    client = "mysql" if shutil.which("mysql") or not shutil.which("mariadb") else "mariadb"
     argv = [
-        "mysql" if shutil.which("mysql") or not shutil.which("mariadb") else "mariadb",
+        client,
         f"--host={getattr(url, 'host', None) or connector.host}",
         f"--port={getattr(url, 'port', None) or connector.port}",
         f"--user={connector.user}",
         f"--ssl-ca={connector.ca_bundle}",
-        "--enable-cleartext-plugin",
     ]
+    if not _is_mariadb_client(client):
+        argv.append("--enable-cleartext-plugin")  # Oracle's client refuses cleartext without it
     if connector.tls_mode == "verify-full":
         argv.append("--ssl-verify-server-cert")
     database = getattr(url, "database", None)

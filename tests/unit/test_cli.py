@@ -75,7 +75,7 @@ def test_mysql_print(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["mysql", "--print", f"mysql+pymysql://iamuser@{RDS}/app"]) == 0
     out = capsys.readouterr().out
     assert "X-Amz" not in out
-    assert "--enable-cleartext-plugin" in out and "--ssl-verify-server-cert" in out
+    assert "--ssl-verify-server-cert" in out and "--ssl-ca=" in out
     assert 'MYSQL_PWD="$(sqlalchemy-rds-iam token ' in out
 
 
