@@ -7,6 +7,7 @@ botocore is imported on first use, not at import time, to keep Lambda cold start
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -87,6 +88,8 @@ class BotocoreSource:
         name = getattr(session, "region_name", None)  # boto3.Session
         if name is None and hasattr(session, "get_config_variable"):
             name = session.get_config_variable("region")
+        # botocore reads AWS_DEFAULT_REGION; AWS_REGION is what Lambda and most SDKs set.
+        name = name or os.environ.get("AWS_REGION")
         return str(name) if name else None
 
     def describe(self) -> str:

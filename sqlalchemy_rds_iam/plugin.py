@@ -15,12 +15,12 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import URL, CreateEnginePlugin, Dialect, Engine
 
+from .cabundle import default_ca_bundle
 from .credentials import CredentialSource, source_for
 from .drivers import DriverSpec, driver_for
 from .endpoints import parse_hostname
 from .errors import ConfigurationError, InsecureConnectionError
 from .options import KEYWORD_ONLY_NAMES, OPTION_NAMES, Options, parse_options
-from .cabundle import default_ca_bundle
 from .tokens import SignedToken, TokenCache, TokenKey, sign_token
 
 __all__ = ["IamConnector", "RdsIamPlugin", "attach", "connector"]
@@ -43,7 +43,9 @@ class IamConnector:
         source: CredentialSource | None = None,
         cache: TokenCache | None = None,
     ) -> None:
-        self.spec: DriverSpec = driver_for(dialect.name, dialect.driver)
+        self.spec: DriverSpec = driver_for(
+            dialect.name, dialect.driver, is_async=getattr(dialect, "is_async", False)
+        )
         if not url.username:
             raise ConfigurationError(
                 f"the URL has no username: IAM tokens are signed for a database user, "
@@ -76,7 +78,11 @@ class IamConnector:
         return f"<IamConnector {self.user}@{self.host}:{self.port} region={self.region}>"
 
     def _prepare(self, cparams: dict[str, Any]) -> None:
-        self.spec.apply_tls(cparams, self.ca_bundle, self.tls_mode)
+        """Fill the driver's TLS defaults and switches, then refuse anything unencrypted.
+
+        Table-driven (``drivers.DRIVERS``); idempotent on the dict SQLAlchemy reuses.
+        """
+        self.spec.prepare(cparams, self.ca_bundle, self.tls_mode)
         for name, value in self.spec.fixed.items():
             cparams.setdefault(name, value)
         reason = self.spec.insecure(cparams)

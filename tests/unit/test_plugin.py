@@ -209,3 +209,10 @@ def test_import_does_not_load_botocore() -> None:
             "print(any(m.startswith('botocore') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_region_from_aws_region_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_REGION", "eu-north-1")  # what Lambda sets; botocore reads only AWS_DEFAULT_REGION
+    engine = sa.create_engine("postgresql+psycopg2://iamuser@localhost/app?plugin=rds_iam")
+    assert "%2Feu-north-1%2Frds-db%2F" in connect_args(engine)["password"]
