@@ -162,7 +162,7 @@ def _doctor(args: argparse.Namespace) -> int:
             if step.fix:
                 print("       fix: " + step.fix.replace("\n", "\n       "))
 
-    steps = diagnose(args.url, timeout=args.timeout, on_step=show)
+    steps = diagnose(args.url, timeout=args.timeout, on_step=show, whoami=args.whoami)
     failed = next((s for s in steps if not s.ok), None)
     code = EXIT_CODES[failed.name] if failed else 0
     if args.json:
@@ -261,6 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="print the steps as JSON")
     doctor.add_argument(
         "--timeout", type=float, default=5.0, help="seconds to wait for the network (default 5)"
+    )
+    doctor.add_argument(
+        "--whoami",
+        action="store_true",
+        help="also ask AWS STS whose credentials these are (GetCallerIdentity; needs network "
+        "access to STS, or AWS_ENDPOINT_URL_STS)",
     )
     doctor.set_defaults(func=_doctor)
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .credentials import FrozenCredentials
 from .errors import RdsIamError
 
 __all__ = ["EXIT_CODES", "Step", "diagnose"]
@@ -111,7 +112,11 @@ _STARTTLS: dict[str, Callable[[socket.socket], bool]] = {
 
 
 def diagnose(
-    url: str, *, timeout: float = 5.0, on_step: Callable[[Step], None] | None = None
+    url: str,
+    *,
+    timeout: float = 5.0,
+    on_step: Callable[[Step], None] | None = None,
+    whoami: bool = False,
 ) -> list[Step]:
     """Run the steps for ``url`` (any URL the plugin accepts); a failed step is the last one."""
     steps: list[Step] = []
@@ -122,13 +127,29 @@ def diagnose(
             on_step(step)
 
     try:
-        _run(url, timeout, record)
+        _run(url, timeout, record, whoami)
     except _Failed as failed:
         record(failed.step)
     return steps
 
 
-def _run(text: str, timeout: float, record: Callable[[Step], None]) -> None:
+def _caller_arn(credentials: FrozenCredentials, region: str, timeout: float) -> str:
+    """Whose credentials these are, from STS GetCallerIdentity (needs no IAM permission)."""
+    import botocore.session
+    from botocore.config import Config
+
+    client = botocore.session.Session().create_client(
+        "sts",
+        region_name=region,
+        aws_access_key_id=credentials.access_key,
+        aws_secret_access_key=credentials.secret_key,
+        aws_session_token=credentials.token,
+        config=Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1}),
+    )
+    return str(client.get_caller_identity()["Arn"])
+
+
+def _run(text: str, timeout: float, record: Callable[[Step], None], whoami: bool) -> None:
     import sqlalchemy as sa
     from sqlalchemy.pool import NullPool
 
@@ -202,12 +223,24 @@ def _run(text: str, timeout: float, record: Callable[[Step], None]) -> None:
                 "the credentials have expired",
                 "refresh or re-login (aws sso login, ...)",
             )
+    owner = ""
+    if whoami:
+        try:
+            owner = f", {_caller_arn(credentials, region, timeout)}"
+        except Exception as exc:  # botocore's ClientError, EndpointConnectionError, ...
+            raise _fail(
+                "credentials",
+                f"STS GetCallerIdentity failed: {type(exc).__name__}: {exc}",
+                "the credentials are invalid, expired or revoked, or STS is unreachable "
+                "(in a VPC without internet access, add an STS interface endpoint)",
+            ) from None
     record(
         Step(
             "credentials",
             True,
             f"access key {credentials.access_key} ({lifetime}; "
-            f"{'session token' if credentials.token else 'no session token'}), {source.describe()}",
+            f"{'session token' if credentials.token else 'no session token'}), "
+            f"{source.describe()}{owner}",
         )
     )
 

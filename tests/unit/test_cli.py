@@ -152,3 +152,44 @@ def test_doctor_tls_refused(capsys: pytest.CaptureFixture[str], plaintext_server
     steps = report["steps"]
     assert isinstance(steps, list)
     assert [s["name"] for s in steps] == ["options", "region", "credentials", "dns", "tcp", "tls"]
+
+
+@pytest.fixture
+def sts_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """moto's STS in server mode on loopback: the real HTTP API, no network."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", endpoint)
+    yield endpoint
+    server.stop()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.usefixtures("aws_env", "sts_server")
+def test_doctor_whoami_names_the_caller(capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"postgresql+psycopg2://iamuser@127.0.0.1:{_closed_port()}/app?aws_region=us-east-1"
+    code = main(["doctor", "--json", "--whoami", "--timeout", "2", url])
+    report = json.loads(capsys.readouterr().out)
+    assert (code, report["failed_step"]) == (6, "tcp")
+    credentials = next(s for s in report["steps"] if s["name"] == "credentials")
+    assert credentials["ok"] and "arn:aws:sts::123456789012:user/moto" in credentials["detail"]
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_doctor_whoami_without_sts_is_a_credentials_failure(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", f"http://127.0.0.1:{_closed_port()}")
+    code = main(["doctor", "--json", "--whoami", "--timeout", "2", PG])
+    report = json.loads(capsys.readouterr().out)
+    assert (code, report["failed_step"]) == (4, "credentials")
+    assert "GetCallerIdentity" in json.dumps(report)
