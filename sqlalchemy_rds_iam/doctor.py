@@ -138,7 +138,7 @@ def _caller_arn(credentials: FrozenCredentials, region: str, timeout: float) -> 
     import botocore.session
     from botocore.config import Config
 
-    client = botocore.session.Session().create_client(
+    client: Any = botocore.session.Session().create_client(
         "sts",
         region_name=region,
         aws_access_key_id=credentials.access_key,
