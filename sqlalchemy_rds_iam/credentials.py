@@ -44,13 +44,17 @@ class CredentialSource(Protocol):
 class BotocoreSource:
     """Credentials from botocore's provider chain (env, profile, SSO, container, IMDS, ...).
 
-    The botocore session is built once, on first use, and reused: its credential object
-    refreshes temporary credentials itself (advisory and mandatory windows).
+    The resolved botocore credential object is kept and reused: it refreshes temporary
+    credentials itself (advisory and mandatory windows). When no profile is in play, the
+    chain's first provider (environment variables, which is how Lambda hands out the role's
+    credentials) is tried alone first: that needs ``botocore.credentials`` but not
+    ``botocore.session``, about 30 ms less on a cold start.
     """
 
     def __init__(self, profile: str | None = None, session: Any = None) -> None:
         self._profile = profile
         self._session = session  # a boto3.Session or botocore Session, or None
+        self._credentials: Any = None
         self._lock = threading.Lock()
 
     def _botocore_session(self) -> Any:
@@ -62,10 +66,26 @@ class BotocoreSource:
                     self._session = botocore.session.Session(profile=self._profile)
         return self._session
 
+    def _profile_in_play(self) -> bool:
+        # botocore skips environment credentials only for an explicitly chosen profile
+        # (not for AWS_PROFILE, which loses to AWS_ACCESS_KEY_ID & co. in its chain).
+        return bool(self._profile or self._session is not None)
+
+    def _resolve(self) -> Any:
+        if self._credentials is None:
+            credentials = None
+            if not self._profile_in_play():
+                from botocore.credentials import EnvProvider
+
+                credentials = EnvProvider().load()
+            if credentials is None:
+                credentials = self._botocore_session().get_credentials()
+            self._credentials = credentials
+        return self._credentials
+
     def frozen(self) -> FrozenCredentials:
-        session = self._botocore_session()
         try:
-            credentials = session.get_credentials()
+            credentials = self._resolve()
             if credentials is None:
                 raise CredentialsError(
                     f"no AWS credentials found ({self.describe()}): set AWS_ACCESS_KEY_ID and "
@@ -84,11 +104,15 @@ class BotocoreSource:
         return FrozenCredentials(snapshot.access_key, snapshot.secret_key, snapshot.token, expiry)
 
     def region(self) -> str | None:
+        if not self._profile_in_play():
+            # botocore's precedence, then AWS_REGION (what Lambda and most SDKs set).
+            name = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
+            if name:
+                return name
         session = self._botocore_session()
         name = getattr(session, "region_name", None)  # boto3.Session
         if name is None and hasattr(session, "get_config_variable"):
             name = session.get_config_variable("region")
-        # botocore reads AWS_DEFAULT_REGION; AWS_REGION is what Lambda and most SDKs set.
         name = name or os.environ.get("AWS_REGION")
         return str(name) if name else None
 
