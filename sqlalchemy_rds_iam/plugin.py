@@ -131,6 +131,15 @@ class IamConnector:
             return token
         return self._token_blocking()
 
+    def on_error(self, context: Any) -> None:
+        """A connect that failed drops the cached token, so the next attempt signs anew.
+
+        A token the server refused (clock skew, credentials revoked or rotated) would
+        otherwise be offered again until it ages out of the cache.
+        """
+        if context.connection is None and self._key is not None:
+            self.cache.invalidate(self._key)
+
     def __call__(
         self, dialect: Dialect, conn_rec: Any, cargs: Any, cparams: dict[str, Any]
     ) -> None:
@@ -142,6 +151,7 @@ def _install(engine: Engine, connector: IamConnector) -> None:
     if engine in _ATTACHED:
         raise ConfigurationError("this engine already has IAM authentication attached")
     event.listen(engine, "do_connect", connector)
+    event.listen(engine, "handle_error", connector.on_error)
     _ATTACHED[engine] = connector
 
 

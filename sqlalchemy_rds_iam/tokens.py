@@ -173,6 +173,10 @@ class TokenCache:
             )
             return signed.token
 
+    def invalidate(self, key: Hashable) -> None:
+        """Forget the token for ``key``: the next request signs anew."""
+        self._entries.pop(key, None)
+
     def clear(self) -> None:
         """Forget every cached token (the next connect signs anew)."""
         self._entries.clear()

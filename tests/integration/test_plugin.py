@@ -120,3 +120,27 @@ def test_no_token_in_logs_echo_or_errors(rds_iam_emulator: EmulatorInfo, server:
     for token in tokens:
         signature = token.rsplit("X-Amz-Signature=", 1)[1]
         assert token not in shown and signature not in shown
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mysql"])
+def test_a_refused_token_is_not_offered_again(rds_iam_emulator: EmulatorInfo, server: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clock skew: the first token is signed 16 minutes in the past and refused as expired;
+    the cache must not hand it out again."""
+    import datetime
+
+    import botocore.auth
+
+    info = rds_iam_emulator.servers[server]
+    engine = sa.create_engine(info.url(), poolclass=NullPool)
+    skewed = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) - datetime.timedelta(minutes=16)
+    with monkeypatch.context() as patch:
+        patch.setattr(botocore.auth, "get_current_datetime", lambda *a, **k: skewed)
+        with pytest.raises(sa.exc.OperationalError):
+            engine.connect()
+    stale = sqlalchemy_rds_iam.connector(engine).cache.peek(sqlalchemy_rds_iam.connector(engine).key())
+    assert stale is None
+    offset = info.log_offset()
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT 1")).scalar() == 1
+    assert [d.ok for d in info.verifications(offset) if d.user == "iamuser"] == [True]
