@@ -5,8 +5,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# The oldest supported pair, Python 3.10 + SQLAlchemy 2.0, when this machine has a 3.10
+# (pyenv's); otherwise $(PYTHON) with SQLAlchemy 2.0.
+COMPAT_PYTHON ?= $(firstword $(wildcard /root/.pyenv/versions/3.10.*/bin/python3) $(PYTHON))
+COMPAT_VENV   ?= .venv-compat
 
-.PHONY: all system venv test lint typecheck unit demo bench clean
+.PHONY: all system venv test lint unit compat demo bench clean
 
 all: test
 
@@ -45,6 +49,18 @@ unit: venv
 
 test: venv lint
 	$(PY) -m pytest
+	$(MAKE) compat
+
+$(COMPAT_VENV)/.installed: pyproject.toml
+	$(COMPAT_PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/python -m pip install -q --upgrade pip
+	$(COMPAT_VENV)/bin/python -m pip install -q -e '.[dev]' 'SQLAlchemy>=2.0,<2.1'
+	touch $@
+
+# The whole suite again on the oldest supported Python and SQLAlchemy.
+compat: system $(COMPAT_VENV)/.installed
+	@$(COMPAT_VENV)/bin/python -c 'import sys, sqlalchemy; print("compat: Python", sys.version.split()[0], "SQLAlchemy", sqlalchemy.__version__)'
+	$(COMPAT_VENV)/bin/python -m pytest -q -p no:cacheprovider
 
 demo: venv
 	$(PY) examples/lambda/run_local.py --demo
@@ -54,4 +70,4 @@ bench: venv
 
 clean:
 	-$(VENV)/bin/sqlalchemy-rds-iam emulator stop
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(COMPAT_VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
