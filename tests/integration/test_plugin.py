@@ -93,7 +93,13 @@ def test_no_token_in_logs_echo_or_errors(rds_iam_emulator: EmulatorInfo, server:
                                          capsys: pytest.CaptureFixture[str]) -> None:
     caplog.set_level(logging.DEBUG)  # root: botocore, sqlalchemy, drivers, ours
     info = rds_iam_emulator.servers[server]
+    sent: list[str] = []
+
+    def record(dialect: object, conn_rec: object, cargs: object, cparams: dict[str, str]) -> None:
+        sent.append(cparams.get("password", ""))  # runs after ours: the token on the wire
+
     good = sa.create_engine(info.url(), echo=True, echo_pool="debug", poolclass=NullPool)
+    sa.event.listen(good, "do_connect", record)
     with good.connect() as conn:
         conn.execute(sa.text("SELECT 1"))
     # A failed login: the restricted identity may only connect as iamuser2.
@@ -106,13 +112,13 @@ def test_no_token_in_logs_echo_or_errors(rds_iam_emulator: EmulatorInfo, server:
     bad = sa.create_engine(info.url(plugin=False), echo=True, echo_pool="debug", poolclass=NullPool)
     sqlalchemy_rds_iam.attach(bad, aws_region=rds_iam_emulator.region, iam_ca_bundle=info.ca_path,
                               boto3_session=session)
+    sa.event.listen(bad, "do_connect", record)
     offset = info.log_offset()
     with pytest.raises(sa.exc.OperationalError) as failure:
         bad.connect()
-    bad_token = sqlalchemy_rds_iam.connector(bad).token()
-    assert [d.code for d in info.verifications(offset, token=bad_token)] == ["policy"]
+    assert [d.code for d in info.verifications(offset, token=sent[-1])] == ["policy"]
 
-    tokens = [sqlalchemy_rds_iam.connector(e).token() for e in (good, bad)]
+    tokens = sent
     captured = capsys.readouterr()
     shown = "\n".join([caplog.text, captured.out, captured.err, str(failure.value),
                        repr(failure.value), repr(good), str(good.url), repr(bad)])
