@@ -167,10 +167,14 @@ class TokenCache:
             if signed.credential_expiry is not None:
                 refresh_at = min(refresh_at, signed.credential_expiry - CREDENTIAL_MARGIN)
             self._entries[key] = _Entry(signed.token, refresh_at)
-            logger.debug(
-                "signed IAM token for %s (access key %s, %d chars), reused for %.0f s",
-                key, signed.access_key, len(signed.token), max(0.0, refresh_at - now),
-            )
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "signed IAM token for %s (access key %s, %d chars), valid until %s, "
+                    "reused for %.0f s",
+                    key, signed.access_key, len(signed.token),
+                    time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + TOKEN_LIFETIME)),
+                    max(0.0, refresh_at - now),
+                )
             return signed.token
 
     def invalidate(self, key: Hashable) -> None:
