@@ -149,9 +149,42 @@ def _caller_arn(credentials: FrozenCredentials, region: str, timeout: float) -> 
     return str(client.get_caller_identity()["Arn"])
 
 
+def _engine(url: Any, is_async: bool) -> Any:
+    """A one-connection engine with the plugin, async for async drivers."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    if is_async:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        return create_async_engine(url, plugins=["rds_iam"], poolclass=NullPool)
+    return create_engine(url, plugins=["rds_iam"], poolclass=NullPool)
+
+
+def _login(engine: Any, is_async: bool) -> None:
+    """Log in once and run ``SELECT 1``; driver errors propagate as SQLAlchemy's DBAPIError."""
+    if not is_async:
+        try:
+            with engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+        finally:
+            engine.dispose()
+        return
+
+    import asyncio
+
+    async def login() -> None:
+        try:
+            async with engine.connect() as connection:
+                await connection.exec_driver_sql("SELECT 1")
+        finally:
+            await engine.dispose()
+
+    asyncio.run(login())
+
+
 def _run(text: str, timeout: float, record: Callable[[Step], None], whoami: bool) -> None:
     import sqlalchemy as sa
-    from sqlalchemy.pool import NullPool
 
     from .cabundle import default_ca_bundle
     from .credentials import source_for
@@ -166,7 +199,7 @@ def _run(text: str, timeout: float, record: Callable[[Step], None], whoami: bool
         url = sa.make_url(text).difference_update_query(["plugin", "plugins"])
         options = parse_options(url.query)
         dialect = url.get_dialect()()
-        spec = driver_for(dialect.name, dialect.driver)
+        spec = driver_for(dialect.name, dialect.driver, is_async=dialect.is_async)
     except (RdsIamError, sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
         raise _fail("options", str(exc), "fix the URL (see the README's option table)") from None
     host = options.iam_host or url.host or ""
@@ -314,13 +347,13 @@ def _run(text: str, timeout: float, record: Callable[[Step], None], whoami: bool
 
     # 8. token, 9. login
     try:
-        engine = sa.create_engine(url, plugins=["rds_iam"], poolclass=NullPool)
+        engine = _engine(url, spec.is_async)
         token = connector(engine).token()
     except ImportError as exc:
         raise _fail(
             "options",
             f"the driver is not installed: {exc}",
-            f"pip install 'sqlalchemy-rds-iam[{dialect.driver}]'",
+            f"pip install 'sqlalchemy-rds-iam[{spec.extra}]'",
         ) from None
     except RdsIamError as exc:
         raise _fail("token", str(exc), "see the message") from None
@@ -332,8 +365,7 @@ def _run(text: str, timeout: float, record: Callable[[Step], None], whoami: bool
         )
     )
     try:
-        with engine.connect() as connection:
-            connection.exec_driver_sql("SELECT 1")
+        _login(engine, spec.is_async)
     except sa.exc.DBAPIError as exc:
         partition = endpoint.partition if endpoint else "aws"
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
@@ -344,6 +376,4 @@ def _run(text: str, timeout: float, record: Callable[[Step], None], whoami: bool
                 user=url.username, region=region, partition=partition, host=host, port=port
             ),
         ) from None
-    finally:
-        engine.dispose()
     record(Step("login", True, f"logged in as {url.username} and ran SELECT 1"))

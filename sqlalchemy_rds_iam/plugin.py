@@ -60,6 +60,12 @@ class IamConnector:
         if not host:
             raise ConfigurationError("the URL has no host and no iam_host option is given")
         endpoint = parse_hostname(host)
+        if endpoint and options.aws_region and options.aws_region != endpoint.region:
+            raise ConfigurationError(
+                f"aws_region={options.aws_region} but {host} is in {endpoint.region}: RDS "
+                f"refuses tokens signed for another region; drop aws_region (the hostname "
+                "says it) or fix it"
+            )
         self.host = host
         self.port = options.iam_port or url.port or self.spec.default_port
         self.user = url.username
@@ -75,7 +81,10 @@ class IamConnector:
         self._prepare(preview)
 
     def __repr__(self) -> str:
-        return f"<IamConnector {self.user}@{self.host}:{self.port} region={self.region}>"
+        # getattr: a constructor that raised leaves a half-built object for debuggers to show
+        user, host = getattr(self, "user", "?"), getattr(self, "host", "?")
+        port, region = getattr(self, "port", "?"), getattr(self, "region", None)
+        return f"<IamConnector {user}@{host}:{port} region={region}>"
 
     def _prepare(self, cparams: dict[str, Any]) -> None:
         """Fill the driver's TLS defaults and switches, then refuse anything unencrypted.
@@ -123,12 +132,15 @@ class IamConnector:
             if cached is not None:
                 return cached
         if self.spec.is_async:
-            import asyncio
+            from sqlalchemy.util.concurrency import in_greenlet
 
-            from sqlalchemy.util import await_only
+            if in_greenlet():  # inside an async engine's connect: keep the loop free
+                import asyncio
 
-            token: str = await_only(asyncio.to_thread(self._token_blocking))
-            return token
+                from sqlalchemy.util import await_only
+
+                token: str = await_only(asyncio.to_thread(self._token_blocking))
+                return token
         return self._token_blocking()
 
     def on_error(self, context: Any) -> None:

@@ -19,9 +19,10 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60)
 
 
-def test_token_is_accepted_by_the_server(rds_iam_emulator: EmulatorInfo) -> None:
+@pytest.mark.parametrize("driver", ["psycopg2", "asyncpg", "psycopg_async"])
+def test_token_is_accepted_by_the_server(rds_iam_emulator: EmulatorInfo, driver: str) -> None:
     info = rds_iam_emulator.postgresql
-    token = cli("token", info.url()).stdout.strip()
+    token = cli("token", info.url(driver=driver)).stdout.strip()
     assert token.startswith(f"localhost:{info.port}/?Action=connect&DBUser=iamuser&")
     psql = subprocess.run(
         ["psql", "-Atc", "SELECT current_user"],
@@ -52,9 +53,14 @@ def doctor(url: str) -> tuple[int, dict[str, object]]:
     return result.returncode, json.loads(result.stdout)
 
 
-@pytest.mark.parametrize("server", ["postgresql", "mysql", "pgbouncer"])
-def test_doctor_passes_every_step(rds_iam_emulator: EmulatorInfo, server: str) -> None:
-    code, report = doctor(rds_iam_emulator.servers[server].url())
+@pytest.mark.parametrize(("server", "driver"), [
+    ("postgresql", "psycopg2"), ("pgbouncer", "psycopg2"), ("postgresql", "psycopg"),
+    ("postgresql", "psycopg_async"), ("postgresql", "pg8000"), ("postgresql", "asyncpg"),
+    ("mysql", "pymysql"), ("mysql", "mysqlconnector"), ("mysql", "aiomysql"),
+    ("mysql", "asyncmy"),
+])
+def test_doctor_passes_every_step(rds_iam_emulator: EmulatorInfo, server: str, driver: str) -> None:
+    code, report = doctor(rds_iam_emulator.servers[server].url(driver=driver))
     assert (code, report["ok"]) == (0, True), report
     steps = report["steps"]
     assert isinstance(steps, list)

@@ -52,7 +52,8 @@ def test_url_option_strips_its_parameters() -> None:
 
 
 def test_plugins_keyword_and_option_keywords() -> None:
-    engine = sa.create_engine(PG, plugins=["rds_iam"], aws_region="eu-west-1", iam_port=6543)
+    engine = sa.create_engine("postgresql+psycopg2://iamuser@10.0.0.5/app", plugins=["rds_iam"],
+                              aws_region="eu-west-1", iam_port=6543)
     connector = connector_of(engine)
     assert (connector.region, connector.port) == ("eu-west-1", 6543)
 
@@ -127,6 +128,7 @@ def test_attach_refuses_unencrypted_url() -> None:
         (f"postgresql+psycopg2://{RDS}/app?plugin=rds_iam", {}, ConfigurationError, "no username"),
         (f"postgresql+psycopg2://u:pw@{RDS}/app?plugin=rds_iam", {}, ConfigurationError, "password"),
         (f"{PG}?plugin=rds_iam&iam_tls=require", {}, ConfigurationError, "iam_tls"),
+        (f"{PG}?plugin=rds_iam&aws_region=us-west-2", {}, ConfigurationError, "is in us-east-1"),
         (f"{PG}?plugin=rds_iam&iam_port=abc", {}, ConfigurationError, "integer"),
         (f"{PG}?plugin=rds_iam&iam_ca_bundle=/nope.pem", {}, ConfigurationError, "cannot read"),
         (f"{PG}?plugin=rds_iam&aws_regoin=us-east-1", {}, ConfigurationError, "unknown option"),
