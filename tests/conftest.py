@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
@@ -21,3 +23,35 @@ def _no_ambient_aws(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Te
     # `sqlalchemy-rds-iam ca update` writes here; keep a user's stored bundle out of tests.
     monkeypatch.setenv("SQLALCHEMY_RDS_IAM_CACHE_DIR", str(empty.parent / "ca-cache"))
     yield
+
+
+LoopLagMeter = Callable[[Callable[[], Awaitable[object]]], Awaitable[tuple[float, float]]]
+
+
+@pytest.fixture
+def loop_lag() -> LoopLagMeter:
+    """``await loop_lag(action)`` runs ``action()`` while a 5 ms ticker measures how long the
+    event loop stalls; returns (largest stall, action's duration), in seconds."""
+
+    async def measure(action: Callable[[], Awaitable[object]]) -> tuple[float, float]:
+        interval, lag, done = 0.005, 0.0, False
+
+        async def ticker() -> None:
+            nonlocal lag
+            while not done:
+                start = time.perf_counter()
+                await asyncio.sleep(interval)
+                lag = max(lag, time.perf_counter() - start - interval)
+
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0.05)
+        began = time.perf_counter()
+        try:
+            await action()
+        finally:
+            elapsed = time.perf_counter() - began
+            done = True
+            await task
+        return lag, elapsed
+
+    return measure
