@@ -190,18 +190,27 @@ def _pymysql_prepare(cparams: CParams, ca_bundle: str, mode: str) -> None:
         return
     elif value is None or _as_bool(value) is True:
         cparams.pop("ssl", None)
-        cparams.setdefault("ssl_ca", ca_bundle)
-        cparams.setdefault("ssl_verify_cert", True)
-        cparams.setdefault("ssl_verify_identity", mode == "verify-full")
+        _verify_keywords(cparams, ca_bundle, mode)
+
+
+def _verify_keywords(cparams: CParams, ca_bundle: str, mode: str) -> None:
+    """``ssl_ca`` + ``ssl_verify_cert`` + ``ssl_verify_identity``: PyMySQL's and the connector's."""
+    cparams.setdefault("ssl_ca", ca_bundle)
+    cparams.setdefault("ssl_verify_cert", True)
+    cparams.setdefault("ssl_verify_identity", mode == "verify-full")
+
+
+def _ssl_disabled(cparams: Mapping[str, Any], driver: str) -> str | None:
+    if cparams.get("ssl_disabled"):
+        return (
+            f"ssl_disabled={cparams['ssl_disabled']!r} turns TLS off ({driver} treats any "
+            "non-empty string, even 'false', as true)"
+        )
+    return None
 
 
 def _pymysql_insecure(cparams: Mapping[str, Any]) -> str | None:
-    if cparams.get("ssl_disabled"):
-        return (
-            f"ssl_disabled={cparams['ssl_disabled']!r} turns TLS off (PyMySQL treats any "
-            "non-empty string, even 'false', as true)"
-        )
-    return _false_ssl(cparams)
+    return _ssl_disabled(cparams, "PyMySQL") or _false_ssl(cparams)
 
 
 # -- mysqlclient (MySQLdb): ssl dict + ssl_mode, libmysqlclient or MariaDB Connector/C -----
@@ -263,17 +272,13 @@ def _mysqldb_insecure(cparams: Mapping[str, Any]) -> str | None:
 
 def _connector_prepare(cparams: CParams, ca_bundle: str, mode: str) -> None:
     """Keywords only: it rejects ``ssl=`` and unknown arguments, and takes no ``SSLContext``."""
-    cparams.setdefault("ssl_ca", ca_bundle)
-    cparams.setdefault("ssl_verify_cert", True)
-    cparams.setdefault("ssl_verify_identity", mode == "verify-full")
+    _verify_keywords(cparams, ca_bundle, mode)
 
 
 def _connector_insecure(cparams: Mapping[str, Any]) -> str | None:
-    if cparams.get("ssl_disabled"):
-        return (
-            f"ssl_disabled={cparams['ssl_disabled']!r} turns TLS off (mysql-connector treats "
-            "any non-empty string, even 'false', as true)"
-        )
+    disabled = _ssl_disabled(cparams, "mysql-connector")
+    if disabled:
+        return disabled
     verify = cparams.get("ssl_verify_cert")
     if not verify or _as_bool(verify) is False:
         # Unverified, the connector silently continues in plain text if the server offers no TLS.
