@@ -1,26 +1,137 @@
-"""Which CA bundle verifies RDS servers by default, and refreshing it from AWS.
+"""Which trust store verifies a server by default, where its file is, and refreshing them.
 
-Order: the ``iam_ca_bundle`` option; else a bundle fetched by ``sqlalchemy-rds-iam ca
-update`` into the user's cache directory; else the copy shipped in the wheel. A fetched
-bundle is only stored after it parses, so a bad download cannot break connections.
+Each kind of endpoint chains to its own roots (see the README's trust table):
+
+====================================================  ===================================
+endpoint (the one the token is signed for)            trust store
+====================================================  ===================================
+RDS/Aurora instance, cluster, custom, Limitless, in P  ``rds-<P>``: P's RDS bundle
+RDS Proxy, Aurora DSQL                                ``amazon-roots``: Amazon Trust Services
+anything unrecognised (a CNAME, an IP, a tunnel)      ``rds-aws+amazon-roots``: both
+====================================================  ===================================
+
+A store's file, in order: the test seam (:data:`TEST_SEAM_ENV`, never set in production);
+a copy fetched by ``sqlalchemy-rds-iam ca update`` into the user's cache directory; the
+copy shipped in the wheel (``data/``, provenance in ``data/README.md``). A fetched copy is
+only stored after it parses, so a bad download cannot break connections.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
+import logging
 import os
 import ssl
 import tempfile
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .errors import RdsIamError
-from .tls import SHIPPED_CA_BUNDLE
+from .endpoints import Endpoint
+from .errors import ConfigurationError, RdsIamError
 
-__all__ = ["AWS_BUNDLE_URL", "CACHE_DIR_ENV", "default_ca_bundle", "stored_bundle", "update"]
+__all__ = [
+    "CACHE_DIR_ENV",
+    "COMBINED",
+    "SHIPPED_CA_BUNDLE",
+    "SHIPPED_DIR",
+    "TEST_SEAM_ENV",
+    "TRUST_STORES",
+    "TrustStore",
+    "bundle_path",
+    "default_ca_bundle",
+    "missing_region_root",
+    "rds_regions",
+    "stored_bundle",
+    "trust_store_for",
+    "update",
+]
 
-#: Where AWS publishes the commercial-regions global bundle.
-AWS_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+logger = logging.getLogger("sqlalchemy_rds_iam")
+
 #: Environment variable overriding the directory ``ca update`` writes to.
 CACHE_DIR_ENV = "SQLALCHEMY_RDS_IAM_CACHE_DIR"
+#: Test seam: a JSON object mapping trust-store names to PEM files that replace them.
+TEST_SEAM_ENV = "SQLALCHEMY_RDS_IAM_TEST_TRUST_STORES"
+#: Where the wheel's bundles are.
+SHIPPED_DIR = Path(__file__).with_name("data")
+#: The shipped commercial RDS bundle (``rds-aws``).
+SHIPPED_CA_BUNDLE = SHIPPED_DIR / "global-bundle.pem"
+
+
+@dataclass(frozen=True)
+class TrustStore:
+    """One set of roots AWS publishes, shipped in the package and refreshable from ``url``."""
+
+    name: str
+    filename: str
+    url: str
+    description: str
+
+
+#: Every trust store, by name.
+TRUST_STORES: Mapping[str, TrustStore] = {
+    store.name: store
+    for store in (
+        TrustStore(
+            "rds-aws",
+            "global-bundle.pem",
+            "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem",
+            "Amazon RDS roots, commercial regions",
+        ),
+        TrustStore(
+            "rds-aws-us-gov",
+            "govcloud-bundle.pem",
+            "https://truststore.pki.us-gov-west-1.rds.amazonaws.com/global/global-bundle.pem",
+            "Amazon RDS roots, AWS GovCloud (US)",
+        ),
+        TrustStore(
+            "rds-aws-cn",
+            "china-bundle.pem",
+            "https://rds-truststore.s3.cn-north-1.amazonaws.com.cn/global/global-bundle.pem",
+            "Amazon RDS roots, AWS China",
+        ),
+        TrustStore(
+            "amazon-roots",
+            "amazon-trust-roots.pem",
+            "https://www.amazontrust.com/repository/",
+            "Amazon Trust Services roots (RDS Proxy, Aurora DSQL)",
+        ),
+    )
+}
+
+#: The store for a name we cannot classify: either kind of certificate verifies.
+COMBINED = "rds-aws+amazon-roots"
+_COMBINED_PARTS = ("rds-aws", "amazon-roots")
+_COMBINED_FILE = "global-and-amazon-roots.pem"
+
+#: The five PEM files at ``amazon-roots``' URL (a repository page, not a bundle).
+_AMAZON_ROOT_FILES = ("AmazonRootCA1.pem", "AmazonRootCA2.pem", "AmazonRootCA3.pem",
+                      "AmazonRootCA4.pem", "SFSRootCAG2.pem")
+
+#: Endpoint kind -> trust store (RDS kinds depend on the partition, below).
+_STORE_BY_KIND = {"proxy": "amazon-roots", "dsql": "amazon-roots"}
+
+
+def trust_store_for(endpoint: Endpoint | None) -> str:
+    """The name of the trust store that verifies ``endpoint`` (``None``: unrecognised).
+
+    Raises :class:`ConfigurationError` for a partition whose RDS roots are not shipped
+    (the ISO partitions): there, ``iam_ca_bundle=`` must say which file to trust.
+    """
+    if endpoint is None:
+        return COMBINED
+    name = _STORE_BY_KIND.get(endpoint.kind, f"rds-{endpoint.partition}")
+    if name not in TRUST_STORES:
+        raise ConfigurationError(
+            f"no RDS CA bundle ships for partition {endpoint.partition}: download it from "
+            "your partition's RDS documentation and give iam_ca_bundle=<path>"
+        )
+    return name
 
 
 def _cache_dir() -> Path:
@@ -31,15 +142,113 @@ def _cache_dir() -> Path:
     return Path(base) / "sqlalchemy-rds-iam"
 
 
-def stored_bundle() -> Path:
-    """Where ``ca update`` stores the bundle (it may not exist)."""
-    return _cache_dir() / "global-bundle.pem"
+def stored_bundle(name: str = "rds-aws") -> Path:
+    """Where ``ca update`` stores trust store ``name`` (the file may not exist)."""
+    return _cache_dir() / TRUST_STORES[name].filename
 
 
-def default_ca_bundle() -> str:
-    """The bundle used when ``iam_ca_bundle`` is not given."""
-    stored = stored_bundle()
-    return str(stored if stored.is_file() else SHIPPED_CA_BUNDLE)
+_seam_lock = threading.Lock()
+_seam_warned: set[str] = set()
+
+
+def _test_overrides() -> dict[str, str]:
+    raw = os.environ.get(TEST_SEAM_ENV)
+    if not raw:
+        return {}
+    try:
+        overrides = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{TEST_SEAM_ENV} is not JSON: {exc}") from None
+    if not isinstance(overrides, dict) or not all(
+        isinstance(v, str) for v in overrides.values()
+    ):
+        raise ConfigurationError(f"{TEST_SEAM_ENV} must map trust-store names to file paths")
+    unknown = sorted(set(overrides) - set(TRUST_STORES))
+    if unknown:
+        raise ConfigurationError(
+            f"{TEST_SEAM_ENV} names unknown trust store(s) {', '.join(unknown)}; "
+            f"known: {', '.join(TRUST_STORES)}"
+        )
+    with _seam_lock:
+        if raw not in _seam_warned:
+            _seam_warned.add(raw)
+            logger.warning(
+                "%s is set: trust store(s) %s replaced for testing; never set it in production",
+                TEST_SEAM_ENV, ", ".join(sorted(overrides)),
+            )
+    return dict(overrides)
+
+
+def _store_file(name: str, overrides: Mapping[str, str]) -> Path:
+    if name in overrides:
+        return Path(overrides[name])
+    stored = stored_bundle(name)
+    return stored if stored.is_file() else SHIPPED_DIR / TRUST_STORES[name].filename
+
+
+def bundle_path(name: str) -> str:
+    """The PEM file that trust store ``name`` (or :data:`COMBINED`) uses now."""
+    overrides = _test_overrides()
+    if name != COMBINED:
+        return str(_store_file(name, overrides))
+    parts = [_store_file(part, overrides) for part in _COMBINED_PARTS]
+    if all(part.parent == SHIPPED_DIR for part in parts):
+        return str(SHIPPED_DIR / _COMBINED_FILE)
+    return str(_combined(tuple(str(p) for p in parts)))
+
+
+def _combined(parts: tuple[str, ...]) -> Path:
+    """A file holding ``parts`` one after the other, named by its content, written once."""
+    pem = b"".join(Path(p).read_bytes().rstrip(b"\n") + b"\n" for p in parts)
+    digest = hashlib.sha256(pem).hexdigest()[:16]
+    for directory in (_cache_dir(), Path(tempfile.gettempdir()) / "sqlalchemy-rds-iam"):
+        target = directory / f"combined-{digest}.pem"
+        try:
+            if not target.is_file():
+                _store_atomically(target, pem)
+            return target
+        except OSError:
+            continue  # e.g. a read-only home directory on Lambda: fall back to /tmp
+    raise RdsIamError("cannot write the combined CA bundle to the cache directory or /tmp")
+
+
+def default_ca_bundle(endpoint: Endpoint | None = None) -> str:
+    """The bundle used when ``iam_ca_bundle`` is not given, for this endpoint."""
+    return bundle_path(trust_store_for(endpoint))
+
+
+@functools.lru_cache(maxsize=16)
+def _regions_in(path: str, mtime_ns: int) -> frozenset[str]:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(cafile=path)
+    regions: set[str] = set()
+    for cert in context.get_ca_certs():
+        subject: Any = cert.get("subject", ())
+        for rdn in subject:
+            for key, value in rdn:
+                # "Amazon RDS us-east-1 Root CA RSA2048 G1", "Amazon RDS Beta us-east-1 ..."
+                words = str(value).split() if key == "commonName" else []
+                if words[:2] == ["Amazon", "RDS"] and "Root" in words:
+                    regions.update(w for w in words[2:] if "-" in w)
+    return frozenset(regions)
+
+
+def rds_regions(path: str) -> frozenset[str]:
+    """Regions that have an ``Amazon RDS <region> Root CA`` in the bundle at ``path``."""
+    return _regions_in(path, os.stat(path).st_mtime_ns)
+
+
+def missing_region_root(endpoint: Endpoint | None, path: str) -> str | None:
+    """Why ``path`` cannot verify an RDS ``endpoint`` (its region has no root), else ``None``."""
+    if endpoint is None or endpoint.region is None or endpoint.kind in _STORE_BY_KIND:
+        return None
+    if endpoint.region in rds_regions(path):
+        return None
+    return (
+        f"the CA bundle {path} has no Amazon RDS root for {endpoint.region} (the shipped "
+        "copy predates regions opened since April 2025): run `sqlalchemy-rds-iam ca update` "
+        "to fetch AWS's current bundles, or give iam_ca_bundle=<path>"
+    )
 
 
 def count_certificates(pem: bytes) -> int:
@@ -48,27 +257,69 @@ def count_certificates(pem: bytes) -> int:
     return len(context.get_ca_certs())
 
 
-def update(url: str = AWS_BUNDLE_URL, timeout: float = 20.0) -> tuple[Path, int]:
-    """Fetch the bundle, check it parses, store it atomically; return (path, certificate count)."""
+def _store_atomically(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".bundle-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _fetch(url: str, timeout: float) -> bytes:
     import urllib.request
 
     if not url.startswith(("https://", "file://")):
         raise RdsIamError(f"refusing to fetch a CA bundle over {url.split(':', 1)[0]}: use https")
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (scheme checked)
-            pem = response.read()
+            data: bytes = response.read()
     except OSError as exc:
         raise RdsIamError(f"could not download {url}: {exc}") from exc
+    return data
+
+
+def _parsed(url: str, pem: bytes) -> int:
     try:
         count = count_certificates(pem)
     except (ssl.SSLError, UnicodeDecodeError, ValueError) as exc:
         raise RdsIamError(f"{url} did not return a PEM certificate bundle ({exc})") from exc
     if count == 0:
         raise RdsIamError(f"{url} returned no certificates")
-    target = stored_bundle()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".bundle-")
-    with os.fdopen(fd, "wb") as out:
-        out.write(pem)
-    os.replace(tmp, target)
-    return target, count
+    return count
+
+
+def _download(name: str, url: str, timeout: float) -> bytes:
+    """Trust store ``name`` from ``url``, checked to parse. ``amazon-roots`` at AWS is a
+    directory (``.../repository/``) of five root files, which are fetched and joined."""
+    if name == "amazon-roots" and url.endswith("/"):
+        pem = b"".join(_fetch(url + f, timeout).rstrip(b"\n") + b"\n" for f in _AMAZON_ROOT_FILES)
+    else:
+        pem = _fetch(url, timeout)
+    _parsed(url, pem)
+    return pem
+
+
+def update(
+    base: str | None = None, timeout: float = 20.0
+) -> list[tuple[str, Path, int]]:
+    """Refresh every trust store from AWS; returns (name, stored path, certificate count).
+
+    ``base`` (a mirror, or a ``file://`` directory in tests) replaces AWS's URLs: it holds
+    each store under the shipped file name (``global-bundle.pem``, ...). Every store is
+    fetched and parsed before any is written, so a failed download changes nothing.
+    """
+    fetched = [
+        (name, _download(name, f"{base.rstrip('/')}/{store.filename}" if base else store.url,
+                         timeout))
+        for name, store in TRUST_STORES.items()
+    ]
+    results = []
+    for name, pem in fetched:
+        target = stored_bundle(name)
+        _store_atomically(target, pem)
+        results.append((name, target, count_certificates(pem)))
+    return results

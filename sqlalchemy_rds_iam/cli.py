@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .errors import InsecureConnectionError, RdsIamError
+from .errors import CredentialsError, InsecureConnectionError, RdsIamError
 
 if TYPE_CHECKING:
     from .plugin import IamConnector
@@ -138,17 +138,18 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 
 def _ca_path(args: argparse.Namespace) -> int:
-    from .cabundle import default_ca_bundle
+    from .cabundle import COMBINED, TRUST_STORES, bundle_path
 
-    print(default_ca_bundle())
+    for name in (*TRUST_STORES, COMBINED):
+        print(f"{name:<22} {bundle_path(name)}")
     return 0
 
 
 def _ca_update(args: argparse.Namespace) -> int:
     from .cabundle import update
 
-    path, count = update(args.url)
-    print(f"stored {count} certificates in {path}")
+    for name, path, count in update(args.base):
+        print(f"{name:<22} {count:>3} certificates stored in {path}")
     return 0
 
 
@@ -231,22 +232,28 @@ def build_parser() -> argparse.ArgumentParser:
     ca_commands = ca.add_subparsers(title="commands", metavar="COMMAND")
     path = ca_commands.add_parser(
         "path",
-        help="print the bundle's path",
-        description="Print the path of the bundle used when "
-        "iam_ca_bundle is not given: the one `ca update` stored, "
-        "else the copy shipped in the package.",
+        help="list each trust store and the file it uses",
+        description="Print each trust store's name and the file used when iam_ca_bundle is "
+        "not given: the one `ca update` stored, else the copy shipped in the package.",
     )
     path.set_defaults(func=_ca_path)
-    from .cabundle import AWS_BUNDLE_URL, CACHE_DIR_ENV
+    from .cabundle import CACHE_DIR_ENV
 
     update = ca_commands.add_parser(
         "update",
-        help="download AWS's current bundle",
-        description="Download the RDS global bundle, check that it parses, and store it in "
-        f"the user cache directory (${CACHE_DIR_ENV}, else $XDG_CACHE_HOME or ~/.cache, "
-        "/sqlalchemy-rds-iam/), where the plugin finds it.",
+        help="download AWS's current bundles",
+        description="Download every trust store (the RDS bundles of the commercial, GovCloud "
+        "and China partitions, the Amazon Trust Services roots), check that each parses, and "
+        f"store them in the user cache directory (${CACHE_DIR_ENV}, else $XDG_CACHE_HOME or "
+        "~/.cache, /sqlalchemy-rds-iam/), where the plugin finds them.",
     )
-    update.add_argument("--url", default=AWS_BUNDLE_URL, help="where to download from (https)")
+    update.add_argument(
+        "--from",
+        dest="base",
+        metavar="URL",
+        help="a mirror (https:// or file://) holding global-bundle.pem, govcloud-bundle.pem, "
+        "china-bundle.pem and amazon-trust-roots.pem, instead of AWS's own URLs",
+    )
     update.set_defaults(func=_ca_update)
 
     doctor = commands.add_parser(
@@ -288,6 +295,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.client_args = args.client_args[1:]
     try:
         code: int = func(args)
+    except CredentialsError as exc:
+        from .doctor import EXIT_CODES
+
+        print(f"sqlalchemy-rds-iam: error: {exc}", file=sys.stderr)
+        return EXIT_CODES["credentials"]
     except RdsIamError as exc:
         print(f"sqlalchemy-rds-iam: error: {exc}", file=sys.stderr)
         return 2

@@ -1,14 +1,20 @@
-"""Where signing credentials come from: botocore's default chain, a profile, or a boto3 Session.
+"""Where signing credentials come from: botocore's default chain, a profile, a boto3
+Session, a role assumed on top of any of those, or the user's own callable.
 
-A :class:`CredentialSource` is the seam for what comes next (role assumption, rotation,
-a user callable): anything with ``frozen()``, ``region()`` and ``describe()`` can sign.
-botocore is imported on first use, not at import time, to keep Lambda cold starts short.
+A :class:`CredentialSource` is anything with ``frozen()``, ``region()``, ``describe()`` and
+``access_key_hint()``. Refreshing is botocore's: role sessions and callables with an expiry
+become ``RefreshableCredentials`` (advisory and mandatory refresh windows, a lock), never
+a loop of our own. Every failure to get credentials is a :class:`CredentialsError` that
+names the source and the fix. botocore is imported on first use, not at import time, to
+keep Lambda cold starts short.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -17,7 +23,14 @@ from .errors import CredentialsError
 if TYPE_CHECKING:
     from .options import Options
 
-__all__ = ["BotocoreSource", "CredentialSource", "FrozenCredentials", "source_for"]
+__all__ = [
+    "AssumeRoleSource",
+    "BotocoreSource",
+    "CallableSource",
+    "CredentialSource",
+    "FrozenCredentials",
+    "source_for",
+]
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,47 @@ class CredentialSource(Protocol):
     def region(self) -> str | None: ...
 
     def describe(self) -> str: ...
+
+    # Optional: ``access_key_hint() -> str | None``, the access key the source holds now if
+    # known without I/O; a cached token signed with another key is then not reused.
+
+
+#: botocore exception class name -> what to fix (the message also names the source).
+_FIXES = {
+    "ProfileNotFound": "fix aws_profile= / AWS_PROFILE, or add the profile to ~/.aws/config",
+    "ConfigParseError": "fix the syntax of the AWS config file (AWS_CONFIG_FILE, ~/.aws/config)",
+    "PartialCredentialsError": "set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+    "NoCredentialsError": "configure credentials (environment, profile, or an IAM role)",
+    "ClientError": "check that the source identity may call sts:AssumeRole on the role "
+    "(the role's trust policy, aws_external_id) and that the role exists",
+    "RefreshWithMFAUnsupportedError": "use a profile whose role needs no MFA prompt",
+    "CredentialRetrievalError": "check the credential_process / SSO / container settings",
+    "SSOTokenLoadError": "run `aws sso login` for the profile",
+    "TokenRetrievalError": "run `aws sso login` for the profile",
+}
+
+
+def _credentials_error(source: str, exc: BaseException) -> CredentialsError:
+    fix = _FIXES.get(type(exc).__name__, "check the AWS configuration for this source")
+    return CredentialsError(
+        f"could not load AWS credentials ({source}): {type(exc).__name__}: {exc}; {fix}"
+    )
+
+
+def _snapshot(credentials: Any) -> FrozenCredentials:
+    """A consistent (frozen) copy of a botocore credential object, with its expiry."""
+    snapshot = credentials.get_frozen_credentials()
+    expiry_time = getattr(credentials, "_expiry_time", None)
+    expiry = expiry_time.timestamp() if expiry_time is not None else None
+    return FrozenCredentials(snapshot.access_key, snapshot.secret_key, snapshot.token, expiry)
+
+
+def _current_key(credentials: Any) -> str | None:
+    # RefreshableCredentials.access_key may refresh (network I/O); its field does not.
+    if credentials is None:
+        return None
+    key = getattr(credentials, "_access_key", None) or getattr(credentials, "access_key", None)
+    return str(key) if key else None
 
 
 class BotocoreSource:
@@ -83,25 +137,26 @@ class BotocoreSource:
             self._credentials = credentials
         return self._credentials
 
-    def frozen(self) -> FrozenCredentials:
+    def botocore_credentials(self) -> Any:
+        """The resolved botocore credential object (raises :class:`CredentialsError`)."""
         try:
             credentials = self._resolve()
-            if credentials is None:
-                raise CredentialsError(
-                    f"no AWS credentials found ({self.describe()}): set AWS_ACCESS_KEY_ID and "
-                    "AWS_SECRET_ACCESS_KEY, configure a profile (aws_profile=), or run with an "
-                    "IAM role (Lambda, ECS, EC2)"
-                )
-            snapshot = credentials.get_frozen_credentials()
-        except CredentialsError:
-            raise
-        except Exception as exc:  # botocore's own errors: profile not found, refresh failed ...
+        except Exception as exc:  # botocore's own errors: profile not found, bad config ...
+            raise _credentials_error(self.describe(), exc) from exc
+        if credentials is None:
             raise CredentialsError(
-                f"could not load AWS credentials ({self.describe()}): {type(exc).__name__}: {exc}"
-            ) from exc
-        expiry_time = getattr(credentials, "_expiry_time", None)
-        expiry = expiry_time.timestamp() if expiry_time is not None else None
-        return FrozenCredentials(snapshot.access_key, snapshot.secret_key, snapshot.token, expiry)
+                f"no AWS credentials found ({self.describe()}): set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY, configure a profile (aws_profile=), or run with an "
+                "IAM role (Lambda, ECS, EC2)"
+            )
+        return credentials
+
+    def frozen(self) -> FrozenCredentials:
+        credentials = self.botocore_credentials()
+        try:
+            return _snapshot(credentials)
+        except Exception as exc:  # a refresh that failed (expired SSO, IMDS down, ...)
+            raise _credentials_error(self.describe(), exc) from exc
 
     def region(self) -> str | None:
         if not self._profile_in_play():
@@ -109,10 +164,13 @@ class BotocoreSource:
             name = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
             if name:
                 return name
-        session = self._botocore_session()
-        name = getattr(session, "region_name", None)  # boto3.Session
-        if name is None and hasattr(session, "get_config_variable"):
-            name = session.get_config_variable("region")
+        try:
+            session = self._botocore_session()
+            name = getattr(session, "region_name", None)  # boto3.Session
+            if name is None and hasattr(session, "get_config_variable"):
+                name = session.get_config_variable("region")
+        except Exception as exc:  # ProfileNotFound, a config file that does not parse
+            raise _credentials_error(self.describe(), exc) from exc
         name = name or os.environ.get("AWS_REGION")
         return str(name) if name else None
 
@@ -121,9 +179,211 @@ class BotocoreSource:
             return f"profile {self._profile!r}"
         if self._session is not None and hasattr(self._session, "profile_name"):
             return f"boto3 session, profile {self._session.profile_name!r}"
+        if os.environ.get("AWS_PROFILE"):
+            return f"default credential chain, AWS_PROFILE={os.environ['AWS_PROFILE']!r}"
         return "default credential chain"
 
+    def access_key_hint(self) -> str | None:
+        return _current_key(self._credentials)
 
-def source_for(options: Options) -> CredentialSource:
-    """The credential source an engine's options ask for."""
-    return BotocoreSource(profile=options.aws_profile, session=options.boto3_session)
+    def client(self, service: str, region: str | None, credentials: Any) -> Any:
+        """A botocore client built from this source's session (for STS: honours
+        ``AWS_ENDPOINT_URL_STS`` and the profile's ``endpoint_url``)."""
+        session = self._botocore_session()
+        session = getattr(session, "_session", session)  # boto3.Session -> botocore Session
+        frozen = credentials.get_frozen_credentials()
+        return session.create_client(
+            service,
+            region_name=region,
+            aws_access_key_id=frozen.access_key,
+            aws_secret_access_key=frozen.secret_key,
+            aws_session_token=frozen.token,
+        )
+
+
+class AssumeRoleSource:
+    """Credentials of a role assumed with ``base``'s credentials, via botocore's own
+    ``AssumeRoleCredentialFetcher`` inside ``DeferredRefreshableCredentials``: the first
+    use calls STS, and botocore refreshes the session before it expires."""
+
+    def __init__(
+        self,
+        base: BotocoreSource,
+        role_arn: str,
+        *,
+        session_name: str | None = None,
+        external_id: str | None = None,
+        duration: int | None = None,
+        region: str | None = None,
+    ) -> None:
+        self._base = base
+        self.role_arn = role_arn
+        self._extra: dict[str, Any] = {"RoleSessionName": session_name or "sqlalchemy-rds-iam"}
+        if external_id:
+            self._extra["ExternalId"] = external_id
+        if duration:
+            self._extra["DurationSeconds"] = duration
+        self._region = region
+        self._credentials: Any = None
+        self._lock = threading.Lock()
+
+    def _resolve(self) -> Any:
+        if self._credentials is None:
+            with self._lock:
+                if self._credentials is None:
+                    from botocore.credentials import (
+                        AssumeRoleCredentialFetcher,
+                        DeferredRefreshableCredentials,
+                    )
+
+                    source = self._base.botocore_credentials()
+                    region = self._region or self._base.region()
+
+                    def sts_client(service: str, **_: Any) -> Any:
+                        # The fetcher passes the source's keys; we take them fresh from the
+                        # source object instead, which may have rotated since.
+                        return self._base.client(service, region, source)
+
+                    fetcher = AssumeRoleCredentialFetcher(
+                        sts_client, source, self.role_arn, extra_args=dict(self._extra)
+                    )
+                    self._credentials = DeferredRefreshableCredentials(
+                        refresh_using=fetcher.fetch_credentials, method="assume-role"
+                    )
+        return self._credentials
+
+    def frozen(self) -> FrozenCredentials:
+        credentials = self._resolve()
+        try:
+            return _snapshot(credentials)
+        except CredentialsError:
+            raise
+        except Exception as exc:  # STS AccessDenied, an unreachable endpoint, ...
+            raise _credentials_error(self.describe(), exc) from exc
+
+    def region(self) -> str | None:
+        return self._base.region()
+
+    def describe(self) -> str:
+        return f"role {self.role_arn} assumed with the {self._base.describe()}"
+
+    def access_key_hint(self) -> str | None:
+        return _current_key(self._credentials)
+
+
+#: What a ``credentials_provider`` returns: (access key, secret, [session token, [expiry]]).
+ProviderResult = tuple[Any, ...]
+
+
+class CallableSource:
+    """Credentials from the user's callable.
+
+    Without an expiry, the callable is asked at every signing (a new token: at most every
+    10 minutes per engine, or after a refused login). With one (a ``datetime`` or epoch
+    seconds), botocore's ``RefreshableCredentials`` asks again as the expiry nears.
+    """
+
+    def __init__(self, provider: Callable[[], ProviderResult], region: str | None = None) -> None:
+        self._provider = provider
+        self._region = region
+        self._refreshable: Any = None
+        self._last_key: str | None = None
+        self._lock = threading.Lock()
+
+    def _call(self) -> FrozenCredentials:
+        try:
+            result = tuple(self._provider())
+        except CredentialsError:
+            raise
+        except Exception as exc:
+            raise CredentialsError(
+                f"credentials_provider raised {type(exc).__name__}: {exc}"
+            ) from exc
+        if not 2 <= len(result) <= 4 or not all(isinstance(v, str) and v for v in result[:2]):
+            raise CredentialsError(
+                "credentials_provider must return (access_key, secret_key) or (access_key, "
+                "secret_key, session_token, expiry), with non-empty strings for the keys"
+            )
+        token = result[2] if len(result) > 2 else None
+        expiry = result[3] if len(result) > 3 else None
+        if isinstance(expiry, datetime.datetime):
+            if expiry.tzinfo is None:
+                raise CredentialsError(
+                    "credentials_provider returned a naive expiry datetime: give it a timezone"
+                )
+            expiry = expiry.timestamp()
+        elif expiry is not None and not isinstance(expiry, (int, float)):
+            raise CredentialsError("credentials_provider's expiry must be a datetime or seconds")
+        return FrozenCredentials(result[0], result[1], token or None, expiry)
+
+    def _metadata(self) -> dict[str, Any]:
+        fresh = self._call()
+        if fresh.expiry is None:
+            raise CredentialsError(
+                "credentials_provider stopped returning an expiry: return one every time, or never"
+            )
+        when = datetime.datetime.fromtimestamp(fresh.expiry, datetime.timezone.utc)
+        return {
+            "access_key": fresh.access_key,
+            "secret_key": fresh.secret_key,
+            "token": fresh.token,
+            "expiry_time": when.isoformat(),
+        }
+
+    def frozen(self) -> FrozenCredentials:
+        if self._refreshable is not None:
+            try:
+                snapshot = _snapshot(self._refreshable)
+            except CredentialsError:
+                raise
+            except Exception as exc:
+                raise _credentials_error(self.describe(), exc) from exc
+        else:
+            snapshot = self._call()
+            if snapshot.expiry is not None:
+                with self._lock:
+                    if self._refreshable is None:
+                        from botocore.credentials import RefreshableCredentials
+
+                        metadata = {
+                            "access_key": snapshot.access_key,
+                            "secret_key": snapshot.secret_key,
+                            "token": snapshot.token,
+                            "expiry_time": datetime.datetime.fromtimestamp(
+                                snapshot.expiry, datetime.timezone.utc
+                            ).isoformat(),
+                        }
+                        self._refreshable = RefreshableCredentials.create_from_metadata(
+                            metadata, refresh_using=self._metadata, method="credentials_provider"
+                        )
+        self._last_key = snapshot.access_key
+        return snapshot
+
+    def region(self) -> str | None:
+        return self._region or os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
+
+    def describe(self) -> str:
+        return "credentials_provider"
+
+    def access_key_hint(self) -> str | None:
+        if self._refreshable is not None:
+            return _current_key(self._refreshable)
+        return self._last_key
+
+
+def source_for(options: Options, region: str | None = None) -> CredentialSource:
+    """The credential source an engine's options ask for (``region``: the endpoint's, for
+    STS and for a callable provider)."""
+    if options.credentials_provider is not None:
+        return CallableSource(options.credentials_provider, region)
+    base = BotocoreSource(profile=options.aws_profile, session=options.boto3_session)
+    if options.aws_role_arn:
+        return AssumeRoleSource(
+            base,
+            options.aws_role_arn,
+            session_name=options.aws_role_session_name,
+            external_id=options.aws_external_id,
+            duration=options.aws_role_duration,
+            region=region,
+        )
+    return base

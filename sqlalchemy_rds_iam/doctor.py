@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .credentials import FrozenCredentials
-from .errors import RdsIamError
+from .errors import CredentialsError, RdsIamError
 
 __all__ = ["EXIT_CODES", "Step", "diagnose"]
 
@@ -218,6 +218,8 @@ def _run(text: str, timeout: float, record: Callable[[Step], None], whoami: bool
     endpoint = parse_hostname(host)
     try:
         region = options.aws_region or (endpoint.region if endpoint else None) or source.region()
+    except CredentialsError as exc:  # a missing profile, a config file that does not parse
+        raise _fail("credentials", str(exc), "fix the AWS configuration (see above)") from None
     except RdsIamError as exc:
         raise _fail("region", str(exc), "fix the AWS profile configuration") from None
     if not region:
@@ -305,7 +307,7 @@ def _run(text: str, timeout: float, record: Callable[[Step], None], whoami: bool
     record(Step("tcp", True, f"connected to {connect_host}:{connect_port}"))
 
     # 6. TLS, 7. certificate
-    ca_bundle = options.iam_ca_bundle or default_ca_bundle()
+    ca_bundle = options.iam_ca_bundle or default_ca_bundle(endpoint)
     with sock:
         sock.settimeout(timeout)
         try:

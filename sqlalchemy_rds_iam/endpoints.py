@@ -1,9 +1,23 @@
-"""What an RDS hostname says: the kind of endpoint, its region and its AWS partition.
+"""What an AWS database hostname says: the kind of endpoint, its region and its partition.
 
 Tokens are signed for a region; users should not have to repeat the region that is
-already spelled in their endpoint. Only names that match a known RDS pattern are
-trusted; anything else (an IP, a tunnel, a CNAME) returns ``None`` and the region
-must come from an option or the AWS configuration.
+already spelled in their endpoint. The partition picks the trust store that verifies the
+server (``cabundle.trust_store_for``). Only names that match a documented pattern are
+trusted; anything else (an IP, a tunnel, a CNAME) returns ``None`` and the region must
+come from an option or the AWS configuration.
+
+Documented forms (``<region>`` as AWS spells it, ``<suffix>`` per partition below)::
+
+    <name>.<id>.<region>.<suffix>                      instance
+    <name>.cluster-<id>.<region>.<suffix>              Aurora cluster (writer)
+    <name>.cluster-ro-<id>.<region>.<suffix>           Aurora reader
+    <name>.cluster-custom-<id>.<region>.<suffix>       Aurora custom endpoint
+    <name>.shardgrp-<id>.<region>.<suffix>             Aurora Limitless shard group
+    <name>.proxy-<id>.<region>.<suffix>                RDS Proxy (default endpoint)
+    <ep>.endpoint.proxy-<id>.<region>.<suffix>         RDS Proxy (extra endpoint)
+    <name>.global-<id>.global.rds.amazonaws.com        Aurora global writer (no region)
+    <name>.<id>.rds.<region>.amazonaws.com.cn          China (also the older form above)
+    <cluster-id>.dsql.<region>.on.aws                  Aurora DSQL
 """
 
 from __future__ import annotations
@@ -11,55 +25,94 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Endpoint", "parse_hostname"]
+__all__ = ["KINDS", "REGION_PATTERN", "Endpoint", "is_region", "parse_hostname", "partition_of"]
 
-#: Region names as AWS spells them: us-east-1, us-gov-west-1, cn-north-1, ap-southeast-5 ...
-_REGION = r"[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d+"
-#: The label between the name and the region: instance hash, or cluster/proxy prefixed hash.
-_KIND = r"(?:(?P<kind>cluster-ro|cluster-custom|cluster|proxy)-)?[a-z0-9]+"
+#: Region names as AWS spells them: us-east-1, us-gov-west-1, cn-north-1, us-isob-east-1 ...
+REGION_PATTERN = r"[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d+"
+_REGION_RE = re.compile(rf"^{REGION_PATTERN}$")
+_R = REGION_PATTERN
 
-# Commercial and GovCloud: <name>.<kind+id>.<region>.rds.amazonaws.com
-# China:                   <name>.<kind+id>.rds.<region>.amazonaws.com.cn
-# RDS Proxy extra endpoints put one more label before the id: <ep>.endpoint.proxy-<id>...
-_PATTERNS = (
-    re.compile(rf"^[a-z0-9-]+(?:\.endpoint)?\.{_KIND}\.(?P<region>{_REGION})\.rds\.amazonaws\.com$"),
-    re.compile(rf"^[a-z0-9-]+(?:\.endpoint)?\.{_KIND}\.rds\.(?P<region>{_REGION})\.amazonaws\.com\.cn$"),
-)
-
-_KINDS = {
+#: Endpoint kinds, by the prefix of the label after the name (``None``: no prefix).
+_PREFIXES = {
     None: "instance",
     "cluster": "cluster",
     "cluster-ro": "cluster-ro",
     "cluster-custom": "cluster-custom",
+    "shardgrp": "limitless",
     "proxy": "proxy",
 }
+#: Every kind :func:`parse_hostname` returns.
+KINDS = (*_PREFIXES.values(), "global", "dsql")
+
+#: Region prefix -> partition; first match wins (so ``us-isob-`` before ``us-iso-``).
+_PARTITIONS = (
+    ("cn-", "aws-cn"),
+    ("us-gov-", "aws-us-gov"),
+    ("us-isob-", "aws-iso-b"),
+    ("us-iso-", "aws-iso"),
+    ("", "aws"),
+)
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_ID = r"[a-z0-9]+"
+_PREFIX = r"(?:(?P<prefix>cluster-ro|cluster-custom|cluster|shardgrp|proxy)-)?"
+_RDS = rf"{_LABEL}(?P<extra>\.endpoint)?\.{_PREFIX}{_ID}"
+
+#: (pattern, partition the suffix belongs to or None for "from the region", fixed kind).
+_FORMS: tuple[tuple[re.Pattern[str], str | None, str | None], ...] = (
+    (re.compile(rf"^{_RDS}\.(?P<region>{_R})\.rds\.amazonaws\.com$"), None, None),
+    (re.compile(rf"^{_RDS}\.rds\.(?P<region>{_R})\.amazonaws\.com\.cn$"), "aws-cn", None),
+    (re.compile(rf"^{_RDS}\.(?P<region>{_R})\.rds\.amazonaws\.com\.cn$"), "aws-cn", None),
+    (re.compile(rf"^{_RDS}\.(?P<region>{_R})\.rds\.c2s\.ic\.gov$"), "aws-iso", None),
+    (re.compile(rf"^{_RDS}\.(?P<region>{_R})\.rds\.sc2s\.sgov\.gov$"), "aws-iso-b", None),
+    (re.compile(rf"^{_LABEL}\.global-{_ID}\.global\.rds\.amazonaws\.com$"), "aws", "global"),
+    (re.compile(rf"^{_ID}\.dsql\.(?P<region>{_R})\.on\.aws$"), None, "dsql"),
+)
 
 
 @dataclass(frozen=True)
 class Endpoint:
-    """An RDS/Aurora/RDS Proxy endpoint recognised from its hostname."""
+    """A database endpoint recognised from its hostname."""
 
     kind: str
-    """``instance``, ``cluster``, ``cluster-ro``, ``cluster-custom`` or ``proxy``."""
-    region: str
+    """One of :data:`KINDS`: ``instance``, ``cluster``, ..., ``proxy``, ``global``, ``dsql``."""
+    region: str | None
+    """``None`` only for the Aurora global writer endpoint, whose name has no region."""
     partition: str
-    """``aws``, ``aws-cn`` or ``aws-us-gov``."""
+    """``aws``, ``aws-cn``, ``aws-us-gov``, ``aws-iso`` or ``aws-iso-b``."""
 
 
-def _partition(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
+def is_region(name: str) -> bool:
+    """Whether ``name`` is spelled like an AWS region (``us-east-1``)."""
+    return bool(_REGION_RE.match(name))
+
+
+def partition_of(region: str) -> str:
+    """The AWS partition a region belongs to."""
+    return next(partition for prefix, partition in _PARTITIONS if region.startswith(prefix))
 
 
 def parse_hostname(hostname: str) -> Endpoint | None:
-    """Return the endpoint a hostname names, or ``None`` if it is not an RDS hostname."""
+    """Return the endpoint a hostname names, or ``None`` if it is not a known AWS form.
+
+    Case and a trailing dot are ignored. A region whose partition contradicts the
+    hostname's suffix (``cn-north-1`` under ``.amazonaws.com``) is not recognised.
+    """
     name = hostname.strip().rstrip(".").lower()
-    for pattern in _PATTERNS:
+    for pattern, suffix_partition, fixed_kind in _FORMS:
         match = pattern.match(name)
-        if match:
-            region = match["region"]
-            return Endpoint(_KINDS[match["kind"]], region, _partition(region))
+        if not match:
+            continue
+        region = match.groupdict().get("region")
+        partition = partition_of(region) if region else "aws"
+        if suffix_partition is not None and partition != suffix_partition:
+            return None
+        if suffix_partition is None and fixed_kind is None and partition == "aws-cn":
+            return None  # China is only ever under .amazonaws.com.cn
+        if fixed_kind == "dsql" and partition != "aws":
+            return None
+        kind = fixed_kind or _PREFIXES[match.groupdict().get("prefix")]
+        if match.groupdict().get("extra") and kind != "proxy":
+            return None  # only RDS Proxy has extra ``<ep>.endpoint.`` endpoints
+        return Endpoint(kind, region, partition)
     return None

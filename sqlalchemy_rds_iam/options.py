@@ -5,18 +5,18 @@ and as ``create_engine(url, plugins=["rds_iam"], name=value)``. Every mistake is
 :class:`~sqlalchemy_rds_iam.errors.ConfigurationError` raised by ``create_engine`` or
 ``attach``, never a surprise at the first connect.
 
-Credentials beyond the default botocore chain (role assumption, a callable provider)
-will arrive as further keyword-only options resolved by ``credentials.py``.
+Credentials beyond the default botocore chain (``aws_role_arn`` & co., a
+``credentials_provider`` callable) are resolved by ``credentials.py``.
 """
 
 from __future__ import annotations
 
-import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .endpoints import is_region
 from .errors import ConfigurationError
 
 __all__ = ["OPTION_NAMES", "TLS_MODES", "Options", "parse_options"]
@@ -25,13 +25,30 @@ __all__ = ["OPTION_NAMES", "TLS_MODES", "Options", "parse_options"]
 TLS_MODES = ("verify-full", "verify-ca")
 
 #: Options that may appear in a URL query string (and are removed from it).
-OPTION_NAMES = ("aws_region", "aws_profile", "iam_host", "iam_port", "iam_ca_bundle", "iam_tls")
+OPTION_NAMES = (
+    "aws_region",
+    "aws_profile",
+    "aws_role_arn",
+    "aws_role_session_name",
+    "aws_external_id",
+    "aws_role_duration",
+    "iam_host",
+    "iam_port",
+    "iam_ca_bundle",
+    "iam_tls",
+    "iam_token_lifetime",
+)
 
 #: Options that only make sense as Python objects, never in a URL.
-KEYWORD_ONLY_NAMES = ("boto3_session",)
+KEYWORD_ONLY_NAMES = ("boto3_session", "credentials_provider")
+
+#: Aurora DSQL accepts tokens valid for 1 s to 7 days; RDS fixes 15 minutes.
+MAX_TOKEN_LIFETIME = 604_800
+#: STS AssumeRole accepts sessions of 15 minutes to 12 hours (the role's maximum applies).
+ROLE_DURATION_RANGE = (900, 43_200)
 
 _OUR_PREFIXES = ("aws_", "iam_")
-_REGION_RE = re.compile(r"^[a-z]{2,}(?:-[a-z0-9]+)+-\d+$")
+_ROLE_ARN_PREFIX = "arn:aws"
 
 
 @dataclass(frozen=True)
@@ -44,7 +61,13 @@ class Options:
     iam_port: int | None = None
     iam_ca_bundle: str | None = None
     iam_tls: str = "verify-full"
+    iam_token_lifetime: int | None = None
+    aws_role_arn: str | None = None
+    aws_role_session_name: str | None = None
+    aws_external_id: str | None = field(default=None, repr=False)
+    aws_role_duration: int | None = None
     boto3_session: Any = field(default=None, repr=False, compare=False)
+    credentials_provider: Any = field(default=None, repr=False, compare=False)
 
 
 def _text(name: str, value: object) -> str:
@@ -55,17 +78,21 @@ def _text(name: str, value: object) -> str:
     return value.strip()
 
 
-def _port(value: object) -> int:
+def _integer(name: str, value: object, low: int, high: int) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
-        port = value
+        number = value
     else:
-        text = _text("iam_port", value)
+        text = _text(name, value)
         if not text.isdigit():
-            raise ConfigurationError(f"option 'iam_port' must be an integer, got {text!r}")
-        port = int(text)
-    if not 0 < port < 65536:
-        raise ConfigurationError(f"option 'iam_port' must be between 1 and 65535, got {port}")
-    return port
+            raise ConfigurationError(f"option {name!r} must be an integer, got {text!r}")
+        number = int(text)
+    if not low <= number <= high:
+        raise ConfigurationError(f"option {name!r} must be between {low} and {high}, got {number}")
+    return number
+
+
+def _port(value: object) -> int:
+    return _integer("iam_port", value, 1, 65535)
 
 
 def _ca_bundle(value: object) -> str:
@@ -111,12 +138,43 @@ def parse_options(
         raise ConfigurationError(f"{keyword_only[0]!r} cannot be a URL parameter")
     ours = {**from_url, **keywords}
     parsed: dict[str, Any] = {}
-    for name in ("aws_profile", "iam_host"):
+    for name in ("aws_profile", "iam_host", "aws_role_session_name", "aws_external_id"):
         if name in ours:
             parsed[name] = _text(name, ours[name])
+    if "aws_role_arn" in ours:
+        arn = _text("aws_role_arn", ours["aws_role_arn"])
+        if not arn.startswith(_ROLE_ARN_PREFIX) or ":role/" not in arn:
+            raise ConfigurationError(
+                f"option 'aws_role_arn' is not a role ARN: {arn!r} "
+                "(e.g. 'arn:aws:iam::123456789012:role/db-connect')"
+            )
+        parsed["aws_role_arn"] = arn
+    role_only = [n for n in ("aws_role_session_name", "aws_external_id", "aws_role_duration")
+                 if n in ours]
+    if role_only and "aws_role_arn" not in parsed:
+        raise ConfigurationError(f"option {role_only[0]!r} needs aws_role_arn= (which role)")
+    if "aws_role_duration" in ours:
+        parsed["aws_role_duration"] = _integer(
+            "aws_role_duration", ours["aws_role_duration"], *ROLE_DURATION_RANGE
+        )
+    if "iam_token_lifetime" in ours:
+        parsed["iam_token_lifetime"] = _integer(
+            "iam_token_lifetime", ours["iam_token_lifetime"], 1, MAX_TOKEN_LIFETIME
+        )
+    provider = ours.get("credentials_provider")
+    if provider is not None:
+        if not callable(provider):
+            raise ConfigurationError("option 'credentials_provider' must be a callable")
+        clash = [n for n in ("aws_profile", "boto3_session", "aws_role_arn") if ours.get(n)]
+        if clash:
+            raise ConfigurationError(
+                f"give either 'credentials_provider' or {clash[0]!r}, not both: the callable "
+                "is the only source of credentials"
+            )
+        parsed["credentials_provider"] = provider
     if "aws_region" in ours:
         region = _text("aws_region", ours["aws_region"]).lower()
-        if not _REGION_RE.match(region):
+        if not is_region(region):
             raise ConfigurationError(
                 f"option 'aws_region' is not a region name: {region!r} (e.g. 'us-east-1')"
             )

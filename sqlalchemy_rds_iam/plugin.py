@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, CreateEnginePlugin, Dialect, Engine
 
-from .cabundle import default_ca_bundle
+from .cabundle import default_ca_bundle, missing_region_root
 from .credentials import CredentialSource, source_for
 from .drivers import DriverSpec, driver_for
-from .endpoints import parse_hostname
+from .endpoints import Endpoint, parse_hostname
 from .errors import ConfigurationError, InsecureConnectionError
 from .options import KEYWORD_ONLY_NAMES, OPTION_NAMES, Options, parse_options
-from .tokens import SignedToken, TokenCache, TokenKey, sign_token
+from .tokens import SignedToken, TokenCache, TokenKey, sign_token, token_shape
 
 __all__ = ["IamConnector", "RdsIamPlugin", "attach", "connector"]
 
@@ -60,19 +60,28 @@ class IamConnector:
         if not host:
             raise ConfigurationError("the URL has no host and no iam_host option is given")
         endpoint = parse_hostname(host)
-        if endpoint and options.aws_region and options.aws_region != endpoint.region:
-            raise ConfigurationError(
-                f"aws_region={options.aws_region} but {host} is in {endpoint.region}: RDS "
-                f"refuses tokens signed for another region; drop aws_region (the hostname "
-                "says it) or fix it"
-            )
+        _check_region(host, endpoint, options.aws_region)
+        self.endpoint: Endpoint | None = endpoint
         self.host = host
         self.port = options.iam_port or url.port or self.spec.default_port
         self.user = url.username
         self.region = options.aws_region or (endpoint.region if endpoint else None)
-        self.ca_bundle = options.iam_ca_bundle or default_ca_bundle()
+        self.shape = token_shape(
+            endpoint.kind if endpoint else None, self.user, options.iam_token_lifetime,
+            family=self.spec.family,
+        )
+        self.ca_bundle = options.iam_ca_bundle or default_ca_bundle(endpoint)
+        problem = missing_region_root(endpoint, self.ca_bundle)
+        if problem and options.iam_ca_bundle:
+            logger.warning("%s", problem)  # your own bundle: maybe a tunnel's; try anyway
+        elif problem:
+            raise ConfigurationError(problem)
         self.tls_mode = options.iam_tls
-        self.source = source if source is not None else source_for(options)
+        self.source = source if source is not None else source_for(options, self.region)
+        # Sources without the (optional) hint never veto a cached token.
+        self._hint: Callable[[], str | None] = getattr(
+            self.source, "access_key_hint", _no_hint
+        )
         self.cache = cache if cache is not None else TokenCache()
         self._key: TokenKey | None = None
         # Refuse an unencrypted setup now, at create_engine/attach, not at first connect.
@@ -110,7 +119,7 @@ class IamConnector:
                     f"no AWS region for {self.host}: it is not an RDS hostname, so give "
                     "aws_region= (URL or attach()), or set AWS_REGION / a profile region"
                 )
-            self._key = TokenKey(self.host, self.port, self.user, region)
+            self._key = TokenKey(self.host, self.port, self.user, region, *self.shape)
         return self._key
 
     def _sign(self) -> SignedToken:
@@ -119,7 +128,7 @@ class IamConnector:
         return SignedToken(token, credentials.access_key, credentials.expiry)
 
     def _token_blocking(self) -> str:
-        return self.cache.get(self.key(), self._sign)
+        return self.cache.get(self.key(), self._sign, self._hint())
 
     def token(self) -> str:
         """A token valid now: from the cache when possible, else freshly signed.
@@ -128,7 +137,7 @@ class IamConnector:
         mean network I/O (STS, IMDS, SSO) that must not stall the event loop.
         """
         if self._key is not None:
-            cached = self.cache.peek(self._key)
+            cached = self.cache.peek(self._key, self._hint())
             if cached is not None:
                 return cached
         if self.spec.is_async:
@@ -157,6 +166,26 @@ class IamConnector:
     ) -> None:
         self._prepare(cparams)
         cparams[self.spec.password_key] = self.token()
+
+
+def _no_hint() -> None:
+    return None
+
+
+def _check_region(host: str, endpoint: Endpoint | None, region: str | None) -> None:
+    """An ``aws_region`` that contradicts the hostname, or none where the name has none."""
+    if endpoint is None:
+        return
+    if endpoint.region is None and not region:
+        raise ConfigurationError(
+            f"{host} is an Aurora global writer endpoint, whose name has no region: give "
+            "aws_region=<the current primary cluster's region> (URL or attach())"
+        )
+    if endpoint.region and region and region != endpoint.region:
+        raise ConfigurationError(
+            f"aws_region={region} but {host} is in {endpoint.region}: AWS refuses tokens "
+            "signed for another region; drop aws_region (the hostname says it) or fix it"
+        )
 
 
 def _install(engine: Engine, connector: IamConnector) -> None:

@@ -1,7 +1,4 @@
-"""The CA bundle that verifies RDS servers, and cached ``SSLContext`` objects for drivers.
-
-The RDS global bundle ships inside the package (``data/global-bundle.pem``, provenance in
-``data/README.md``), so TLS verification works with no download and no setup.
+"""Cached verifying ``SSLContext`` objects for drivers (which CA file: ``cabundle.py``).
 
 Drivers that take an ``SSLContext`` (pg8000, asyncpg, aiomysql, asyncmy) use it as-is, for
 every connection: one context per set of inputs is built once (loading the bundle's roots
@@ -13,20 +10,11 @@ from __future__ import annotations
 
 import functools
 import ssl
-from pathlib import Path
 
-__all__ = ["SHIPPED_CA_BUNDLE", "TLS_MODES", "default_ca_bundle", "ssl_context"]
-
-#: The Amazon RDS global CA bundle shipped with the package.
-SHIPPED_CA_BUNDLE = Path(__file__).with_name("data") / "global-bundle.pem"
+__all__ = ["TLS_MODES", "ssl_context"]
 
 #: ``verify-full`` checks the chain and the hostname; ``verify-ca`` only the chain.
 TLS_MODES = ("verify-full", "verify-ca")
-
-
-def default_ca_bundle() -> str:
-    """Path of the shipped bundle (``cabundle.default_ca_bundle`` may prefer a fresher one)."""
-    return str(SHIPPED_CA_BUNDLE)
 
 
 def ssl_context(

@@ -1,14 +1,17 @@
 """IAM authentication tokens: signing with botocore's SigV4 query signer, and a cache.
 
-A token is a SigV4 presigned ``connect`` request for ``host:port`` and a database user,
-valid for 15 minutes. Signing takes ~0.1 ms; building ``boto3.client("rds")`` to do the
-same takes 100+ ms (it loads the service model), so we use the signer directly.
+An RDS token is a SigV4 presigned ``connect`` request for ``host:port`` and a database
+user, valid for 15 minutes. An Aurora DSQL token is a presigned ``DbConnect`` (or, for
+the ``admin`` role, ``DbConnectAdmin``) request for the host alone, service ``dsql``,
+valid for a lifetime the client picks. Signing takes ~0.1 ms; building a boto3 client to
+do the same takes 100+ ms (it loads the service model), so we use the signer directly.
 
-The cache hands out a token until :data:`REUSE_MARGIN` before it expires, or
-:data:`CREDENTIAL_MARGIN` before the temporary credentials that signed it expire,
-whichever comes first. It refreshes lazily, on demand: there is no background thread,
-because Lambda freezes them between invocations. Concurrent callers for one key wait
-for a single signature (single flight).
+The cache hands out a token until a margin before it expires (:data:`REUSE_MARGIN` of a
+15-minute token, the same third of any other lifetime), or :data:`CREDENTIAL_MARGIN`
+before the temporary credentials that signed it expire, whichever comes first; and never
+once the engine's credentials have moved on to another access key. It refreshes lazily,
+on demand: there is no background thread, because Lambda freezes them between invocations.
+Concurrent callers for one key wait for a single signature (single flight).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 from .credentials import FrozenCredentials
-from .errors import TokenError
+from .errors import ConfigurationError, TokenError
 
 __all__ = [
     "CREDENTIAL_MARGIN",
@@ -29,7 +32,10 @@ __all__ = [
     "SignedToken",
     "TokenCache",
     "TokenKey",
+    "credential_margin",
+    "reuse_margin",
     "sign_token",
+    "token_shape",
 ]
 
 logger = logging.getLogger("sqlalchemy_rds_iam")
@@ -43,14 +49,56 @@ REUSE_MARGIN = 300
 CREDENTIAL_MARGIN = 60
 
 
+#: Endpoint kind -> (SigV4 service, action for ordinary users, action for ``admin``).
+_SERVICES = {"dsql": ("dsql", "DbConnect", "DbConnectAdmin")}
+_RDS = ("rds-db", "connect", "connect")
+#: Services whose signed URL names the port and the database user (DSQL's names neither).
+_SIGNS_PORT_AND_USER = {"rds-db": True, "dsql": False}
+
+
 @dataclass(frozen=True)
 class TokenKey:
-    """Everything a token depends on except the credentials (the cache's owner holds those)."""
+    """Everything a token depends on except the credentials (the cache's owner holds those).
+
+    ``service``, ``action`` and ``lifetime`` say which kind of token: RDS (``rds-db``,
+    ``connect``, 900) or Aurora DSQL (``dsql``, ``DbConnect``/``DbConnectAdmin``, chosen).
+    """
 
     host: str
     port: int
     user: str
     region: str
+    service: str = "rds-db"
+    action: str = "connect"
+    lifetime: int = TOKEN_LIFETIME
+
+
+def token_shape(
+    kind: str | None, user: str, lifetime: int | None, *, family: str = "postgresql"
+) -> tuple[str, str, int]:
+    """(service, action, lifetime) of the tokens for an endpoint ``kind`` and ``user``.
+
+    Raises :class:`ConfigurationError` for options the endpoint cannot honour.
+    """
+    service, action, admin_action = _SERVICES.get(kind or "", _RDS)
+    if service == "rds-db" and lifetime is not None and lifetime != TOKEN_LIFETIME:
+        raise ConfigurationError(
+            "iam_token_lifetime applies to Aurora DSQL endpoints only: RDS fixes IAM tokens "
+            f"at {TOKEN_LIFETIME} s; drop the option"
+        )
+    if service == "dsql" and family != "postgresql":
+        raise ConfigurationError("Aurora DSQL speaks PostgreSQL: use a postgresql+... URL")
+    return service, admin_action if user == "admin" else action, lifetime or TOKEN_LIFETIME
+
+
+def reuse_margin(lifetime: int) -> float:
+    """Seconds before expiry to stop reusing a token: a third of its lifetime (300 of 900)."""
+    return lifetime * REUSE_MARGIN / TOKEN_LIFETIME
+
+
+def credential_margin(lifetime: int) -> float:
+    """Seconds before the credentials expire to stop reusing: 60, less for short tokens."""
+    return min(CREDENTIAL_MARGIN, lifetime * CREDENTIAL_MARGIN / TOKEN_LIFETIME)
 
 
 @dataclass(frozen=True)
@@ -90,26 +138,30 @@ def _quiet_filter() -> _QuietSigner:
 
 
 def sign_token(key: TokenKey, credentials: FrozenCredentials) -> str:
-    """Sign a token exactly as ``boto3.client("rds").generate_db_auth_token`` does."""
+    """Sign a token exactly as boto3 does: ``rds`` ``generate_db_auth_token``, or ``dsql``
+    ``generate_db_connect_auth_token`` / ``generate_db_connect_admin_auth_token``."""
     from botocore.auth import SigV4QueryAuth
     from botocore.awsrequest import create_request_object, prepare_request_dict
     from botocore.credentials import ReadOnlyCredentials
 
+    with_port_and_user = _SIGNS_PORT_AND_USER[key.service]
+    body = {"Action": key.action, **({"DBUser": key.user} if with_port_and_user else {})}
     request_dict = {
         "url_path": "/",
         "query_string": "",
         "headers": {},
-        "body": {"Action": "connect", "DBUser": key.user},
+        "body": body,
         "method": "GET",
     }
     # botocore's URL handling needs a scheme; RDS wants the token without one.
-    prepare_request_dict(request_dict, f"https://{key.host}:{key.port}")
+    netloc = f"{key.host}:{key.port}" if with_port_and_user else key.host
+    prepare_request_dict(request_dict, f"https://{netloc}")
     request = create_request_object(request_dict)
     signer = SigV4QueryAuth(
         ReadOnlyCredentials(credentials.access_key, credentials.secret_key, credentials.token),
-        "rds-db",
+        key.service,
         key.region,
-        expires=TOKEN_LIFETIME,
+        expires=key.lifetime,
     )
     quiet = _quiet_filter()
     quiet.local.active = True
@@ -129,6 +181,7 @@ def sign_token(key: TokenKey, credentials: FrozenCredentials) -> str:
 class _Entry:
     token: str = field(repr=False)
     refresh_at: float
+    access_key: str
 
 
 class TokenCache:
@@ -141,38 +194,52 @@ class TokenCache:
         self._locks: dict[Hashable, threading.Lock] = {}
         self._locks_lock = threading.Lock()
 
-    def peek(self, key: Hashable) -> str | None:
+    def _usable(self, entry: _Entry | None, access_key: str | None) -> bool:
+        # ``access_key``: the key the engine's credentials hold now, if known without I/O;
+        # a token signed with another (rotated, refreshed) key is not handed out again.
+        return (
+            entry is not None
+            and self.clock() < entry.refresh_at
+            and (access_key is None or access_key == entry.access_key)
+        )
+
+    def peek(self, key: Hashable, access_key: str | None = None) -> str | None:
         """The cached token for ``key`` if it may still be used, else ``None``; never blocks."""
         entry = self._entries.get(key)
-        if entry is not None and self.clock() < entry.refresh_at:
-            return entry.token
-        return None
+        return entry.token if entry is not None and self._usable(entry, access_key) else None
 
-    def get(self, key: Hashable, sign: Callable[[], SignedToken]) -> str:
+    def get(
+        self, key: Hashable, sign: Callable[[], SignedToken], access_key: str | None = None
+    ) -> str:
         """Return a valid token for ``key``, calling ``sign`` only when none is cached."""
-        token = self.peek(key)
-        return token if token is not None else self._refresh(key, sign)
+        token = self.peek(key, access_key)
+        return token if token is not None else self._refresh(key, sign, access_key)
 
-    def _refresh(self, key: Hashable, sign: Callable[[], SignedToken]) -> str:
+    def _refresh(
+        self, key: Hashable, sign: Callable[[], SignedToken], access_key: str | None
+    ) -> str:
         with self._locks_lock:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
             # Another thread may have signed while we waited.
             entry = self._entries.get(key)
-            now = self.clock()
-            if entry is not None and now < entry.refresh_at:
+            if entry is not None and self._usable(entry, access_key):
                 return entry.token
+            now = self.clock()
             signed = sign()
-            refresh_at = now + TOKEN_LIFETIME - REUSE_MARGIN
+            lifetime = getattr(key, "lifetime", TOKEN_LIFETIME)
+            refresh_at = now + lifetime - reuse_margin(lifetime)
             if signed.credential_expiry is not None:
-                refresh_at = min(refresh_at, signed.credential_expiry - CREDENTIAL_MARGIN)
-            self._entries[key] = _Entry(signed.token, refresh_at)
+                refresh_at = min(
+                    refresh_at, signed.credential_expiry - credential_margin(lifetime)
+                )
+            self._entries[key] = _Entry(signed.token, refresh_at, signed.access_key)
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
                     "signed IAM token for %s (access key %s, %d chars), valid until %s, "
                     "reused for %.0f s",
                     key, signed.access_key, len(signed.token),
-                    time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + TOKEN_LIFETIME)),
+                    time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + lifetime)),
                     max(0.0, refresh_at - now),
                 )
             return signed.token

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
+from sqlalchemy_rds_iam.cabundle import SHIPPED_CA_BUNDLE
 from sqlalchemy_rds_iam.testing.info import EmulatorInfo
-from sqlalchemy_rds_iam.tls import SHIPPED_CA_BUNDLE
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("rds_iam_aws_env")]
 

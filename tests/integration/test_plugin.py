@@ -78,7 +78,7 @@ def test_plaintext_is_refused_before_connecting(rds_iam_emulator: EmulatorInfo, 
 
 def test_wrong_ca_fails_the_handshake_not_the_login(rds_iam_emulator: EmulatorInfo) -> None:
     info = rds_iam_emulator.postgresql
-    from sqlalchemy_rds_iam.tls import SHIPPED_CA_BUNDLE
+    from sqlalchemy_rds_iam.cabundle import SHIPPED_CA_BUNDLE
 
     engine = sa.create_engine(info.url(iam_ca_bundle=str(SHIPPED_CA_BUNDLE)), poolclass=NullPool)
     offset = info.log_offset()

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from sqlalchemy_rds_iam.cabundle import SHIPPED_CA_BUNDLE
 from sqlalchemy_rds_iam.cli import build_parser, main
-from sqlalchemy_rds_iam.tls import SHIPPED_CA_BUNDLE
 
 RDS = "db.cluster-abc123.us-east-1.rds.amazonaws.com"
 PG = f"postgresql+psycopg2://iamuser@{RDS}/app"
@@ -83,21 +83,35 @@ def test_ca_path_and_update_from_a_file(capsys: pytest.CaptureFixture[str], tmp_
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SQLALCHEMY_RDS_IAM_CACHE_DIR", str(tmp_path / "cache"))
     assert main(["ca", "path"]) == 0
-    assert capsys.readouterr().out.strip() == str(SHIPPED_CA_BUNDLE)
-    assert main(["ca", "update", "--url", SHIPPED_CA_BUNDLE.as_uri()]) == 0
-    assert "stored 96 certificates" in capsys.readouterr().out
+    listed = dict(line.split() for line in capsys.readouterr().out.splitlines())
+    assert listed["rds-aws"] == str(SHIPPED_CA_BUNDLE)
+    assert set(listed) == {"rds-aws", "rds-aws-us-gov", "rds-aws-cn", "amazon-roots",
+                           "rds-aws+amazon-roots"}
+    assert main(["ca", "update", "--from", SHIPPED_CA_BUNDLE.parent.as_uri()]) == 0
+    out = capsys.readouterr().out
+    for name, count in (("rds-aws", 96), ("rds-aws-us-gov", 6), ("rds-aws-cn", 6),
+                        ("amazon-roots", 5)):
+        assert f"{name} " in out and f" {count} certificates" in out
     assert main(["ca", "path"]) == 0
-    assert capsys.readouterr().out.strip() == str(tmp_path / "cache" / "global-bundle.pem")
+    listed = dict(line.split() for line in capsys.readouterr().out.splitlines())
+    assert listed["rds-aws"] == str(tmp_path / "cache" / "global-bundle.pem")
+    assert listed["amazon-roots"] == str(tmp_path / "cache" / "amazon-trust-roots.pem")
+    # the combined store follows the stored parts (a file named by its content)
+    assert listed["rds-aws+amazon-roots"].startswith(str(tmp_path / "cache" / "combined-"))
 
 
 def test_ca_update_rejects_garbage_and_plain_http(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SQLALCHEMY_RDS_IAM_CACHE_DIR", str(tmp_path / "cache"))
-    garbage = tmp_path / "x.pem"
-    garbage.write_text("<html>captive portal</html>")
-    assert main(["ca", "update", "--url", garbage.as_uri()]) == 2
-    assert main(["ca", "update", "--url", "http://example.invalid/b.pem"]) == 2
-    assert not (tmp_path / "cache" / "global-bundle.pem").exists()
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for pem in SHIPPED_CA_BUNDLE.parent.glob("*.pem"):
+        (mirror / pem.name).write_bytes(pem.read_bytes())
+    (mirror / "china-bundle.pem").write_text("<html>captive portal</html>")
+    assert main(["ca", "update", "--from", mirror.as_uri()]) == 2
+    assert main(["ca", "update", "--from", "http://example.invalid/"]) == 2
+    # parse before store: one bad store means none is written
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
 
 
 def doctor(capsys: pytest.CaptureFixture[str], url: str) -> tuple[int, dict[str, object]]:

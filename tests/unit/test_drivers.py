@@ -146,7 +146,7 @@ def test_default_tls_arguments(name: str, mode: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(DRIVERS))
 def test_idempotent_on_the_reused_dict(name: str) -> None:
-    ca = sqlalchemy_rds_iam.tls.SHIPPED_CA_BUNDLE
+    ca = sqlalchemy_rds_iam.cabundle.SHIPPED_CA_BUNDLE
     engine = make_engine(url_for(name, f"plugin=rds_iam&ssl_ca={ca}")
                          if DRIVERS[name].family == "mysql" else url_for(name))
     connector = connector_of(engine)
@@ -217,7 +217,7 @@ def test_users_tls_settings_win(name: str, query: str, connect_args: dict[str, A
 def test_an_ssl_dict_with_a_client_certificate_becomes_one_cached_context(tmp_path: Path) -> None:
     from sqlalchemy_rds_iam.drivers import _context_from_ssl_dict
 
-    ca = str(sqlalchemy_rds_iam.tls.SHIPPED_CA_BUNDLE)
+    ca = str(sqlalchemy_rds_iam.cabundle.SHIPPED_CA_BUNDLE)
     one = _context_from_ssl_dict({"ca": ca, "check_hostname": False}, "/unused", "verify-full")
     assert one is ssl_context(ca, "verify-ca")
     with pytest.raises(sqlalchemy_rds_iam.ConfigurationError, match="SSLContext"):
@@ -493,7 +493,7 @@ def test_control_plain_aiomysql_does_leak_to_that_server(plain_server: PlainMySQ
         with contextlib.suppress(Exception):
             await aiomysql.connect(host="127.0.0.1", port=plain_server.port, user="iamuser",
                                    password="Action=connect-TOKEN", ssl=ssl_context(
-                                       str(sqlalchemy_rds_iam.tls.SHIPPED_CA_BUNDLE),
+                                       str(sqlalchemy_rds_iam.cabundle.SHIPPED_CA_BUNDLE),
                                        "verify-full"))
 
     asyncio.run(attempt())

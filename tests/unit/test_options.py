@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from sqlalchemy_rds_iam import ConfigurationError, RdsIamError
+from sqlalchemy_rds_iam.cabundle import SHIPPED_CA_BUNDLE
 from sqlalchemy_rds_iam.options import Options, parse_options
-from sqlalchemy_rds_iam.tls import SHIPPED_CA_BUNDLE
 
 
 def test_defaults() -> None:

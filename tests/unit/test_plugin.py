@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 import sqlalchemy_rds_iam
 from sqlalchemy_rds_iam import ConfigurationError, InsecureConnectionError, UnsupportedDriverError
+from sqlalchemy_rds_iam.cabundle import bundle_path
 from sqlalchemy_rds_iam.plugin import IamConnector, RdsIamPlugin
-from sqlalchemy_rds_iam.tls import default_ca_bundle
 
 RDS = "db.cluster-abc123.us-east-1.rds.amazonaws.com"
 PG = f"postgresql+psycopg2://iamuser@{RDS}/app"
@@ -70,7 +70,7 @@ def test_postgresql_arguments() -> None:
     engine = sa.create_engine(f"{PG}?plugin=rds_iam")
     args = connect_args(engine)
     assert args["sslmode"] == "verify-full"
-    assert args["sslrootcert"] == default_ca_bundle()
+    assert args["sslrootcert"] == bundle_path("rds-aws")
     assert args["password"].startswith(f"{RDS}:5432/?Action=connect&DBUser=iamuser&")
     # The same dict again (SQLAlchemy reuses it): same shape, still valid.
     cparams = dict(engine.dialect.create_connect_args(engine.url)[1])
@@ -89,7 +89,7 @@ def test_users_tls_settings_win() -> None:
 @pytest.mark.usefixtures("aws_env")
 def test_pymysql_keywords() -> None:
     args = connect_args(sa.create_engine(f"{MY}?plugin=rds_iam"))
-    assert args["ssl_ca"] == default_ca_bundle()
+    assert args["ssl_ca"] == bundle_path("rds-aws")
     assert args["ssl_verify_identity"] is True
     assert "ssl" not in args
 
