@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import ssl
 import tempfile
 import threading
@@ -39,6 +40,7 @@ __all__ = [
     "COMBINED",
     "SHIPPED_CA_BUNDLE",
     "SHIPPED_DIR",
+    "SHIPPED_REGIONS",
     "TEST_SEAM_ENV",
     "TRUST_STORES",
     "TrustStore",
@@ -233,8 +235,31 @@ def _regions_in(path: str, mtime_ns: int) -> frozenset[str]:
     return frozenset(regions)
 
 
+#: Regions with roots in the shipped RDS bundles (a test recomputes them from the files):
+#: parsing 96 certificates takes ~45 ms, too long for every cold start's create_engine.
+SHIPPED_REGIONS: Mapping[str, frozenset[str]] = {
+    "global-bundle.pem": frozenset(
+        f"{area}-{n}"
+        for area, numbers in {
+            "af-south": "1", "ap-east": "1", "ap-northeast": "123", "ap-south": "12",
+            "ap-southeast": "12345", "ca-central": "1", "ca-west": "1", "eu-central": "12",
+            "eu-north": "1", "eu-south": "12", "eu-west": "123", "il-central": "1",
+            "me-central": "1", "me-south": "1", "sa-east": "1", "us-east": "12",
+            "us-west": "12",
+        }.items()
+        for n in numbers
+    ),
+    "govcloud-bundle.pem": frozenset({"us-gov-east-1", "us-gov-west-1"}),
+    "china-bundle.pem": frozenset({"cn-north-1", "cn-northwest-1"}),
+}
+SHIPPED_REGIONS = {**SHIPPED_REGIONS, _COMBINED_FILE: SHIPPED_REGIONS["global-bundle.pem"]}
+
+
 def rds_regions(path: str) -> frozenset[str]:
     """Regions that have an ``Amazon RDS <region> Root CA`` in the bundle at ``path``."""
+    shipped = Path(path)
+    if shipped.parent == SHIPPED_DIR and shipped.name in SHIPPED_REGIONS:
+        return SHIPPED_REGIONS[shipped.name]
     return _regions_in(path, os.stat(path).st_mtime_ns)
 
 
@@ -242,8 +267,9 @@ def missing_region_root(endpoint: Endpoint | None, path: str) -> str | None:
     """Why ``path`` cannot verify an RDS ``endpoint`` (its region has no root), else ``None``."""
     if endpoint is None or endpoint.region is None or endpoint.kind in _STORE_BY_KIND:
         return None
-    if endpoint.region in rds_regions(path):
-        return None
+    regions = rds_regions(path)
+    if not regions or endpoint.region in regions:
+        return None  # no RDS root at all: not an RDS bundle (a tunnel's CA, a test CA)
     return (
         f"the CA bundle {path} has no Amazon RDS root for {endpoint.region} (the shipped "
         "copy predates regions opened since April 2025): run `sqlalchemy-rds-iam ca update` "
@@ -292,15 +318,39 @@ def _parsed(url: str, pem: bytes) -> int:
     return count
 
 
+_PEM_BLOCK = re.compile(
+    rb"-----BEGIN CERTIFICATE-----\r?\n.+?-----END CERTIFICATE-----\r?\n?", re.DOTALL
+)
+
+
+def _roots_only(pem: bytes) -> bytes:
+    """The self-signed blocks of ``pem``, in order: AWS says to trust its roots only (the
+    GovCloud file also carries intermediates, which expire long before the roots)."""
+    roots = []
+    for block in _PEM_BLOCK.findall(pem):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.load_verify_locations(cadata=block.decode("ascii"))
+        certs = context.get_ca_certs()
+        if certs and certs[0].get("subject") == certs[0].get("issuer"):
+            roots.append(block.rstrip(b"\r\n") + b"\n")
+    return b"".join(roots)
+
+
 def _download(name: str, url: str, timeout: float) -> bytes:
-    """Trust store ``name`` from ``url``, checked to parse. ``amazon-roots`` at AWS is a
-    directory (``.../repository/``) of five root files, which are fetched and joined."""
+    """Root certificates of trust store ``name`` from ``url``, checked to parse.
+    ``amazon-roots`` at AWS is a directory (``.../repository/``) of five root files."""
     if name == "amazon-roots" and url.endswith("/"):
         pem = b"".join(_fetch(url + f, timeout).rstrip(b"\n") + b"\n" for f in _AMAZON_ROOT_FILES)
     else:
         pem = _fetch(url, timeout)
     _parsed(url, pem)
-    return pem
+    try:
+        roots = _roots_only(pem)
+    except (ssl.SSLError, UnicodeDecodeError, ValueError) as exc:
+        raise RdsIamError(f"{url} did not return a PEM certificate bundle ({exc})") from exc
+    if not roots:
+        raise RdsIamError(f"{url} holds no root certificate")
+    return roots
 
 
 def update(
