@@ -87,6 +87,14 @@ def _snapshot(credentials: Any) -> FrozenCredentials:
     return FrozenCredentials(snapshot.access_key, snapshot.secret_key, snapshot.token, expiry)
 
 
+def _now_utc() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _utc(epoch: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
+
+
 def _current_key(credentials: Any) -> str | None:
     # RefreshableCredentials.access_key may refresh (network I/O); its field does not.
     if credentials is None:
@@ -226,6 +234,11 @@ class AssumeRoleSource:
         self._region = region
         self._credentials: Any = None
         self._lock = threading.Lock()
+        self.clock: Callable[[], datetime.datetime] | None = None
+        """botocore's refresh clock (an aware ``datetime``); replaceable to simulate time."""
+
+    def _now(self) -> datetime.datetime:
+        return self.clock() if self.clock is not None else _now_utc()
 
     def _resolve(self) -> Any:
         if self._credentials is None:
@@ -248,7 +261,9 @@ class AssumeRoleSource:
                         sts_client, source, self.role_arn, extra_args=dict(self._extra)
                     )
                     self._credentials = DeferredRefreshableCredentials(
-                        refresh_using=fetcher.fetch_credentials, method="assume-role"
+                        refresh_using=fetcher.fetch_credentials,
+                        method="assume-role",
+                        time_fetcher=self._now,
                     )
         return self._credentials
 
@@ -289,6 +304,8 @@ class CallableSource:
         self._refreshable: Any = None
         self._last_key: str | None = None
         self._lock = threading.Lock()
+        self.clock: Callable[[], datetime.datetime] | None = None
+        """botocore's refresh clock (an aware ``datetime``); replaceable to simulate time."""
 
     def _call(self) -> FrozenCredentials:
         try:
@@ -317,18 +334,21 @@ class CallableSource:
         return FrozenCredentials(result[0], result[1], token or None, expiry)
 
     def _metadata(self) -> dict[str, Any]:
+        """botocore's refresh callback: the provider's next answer, in botocore's shape."""
         fresh = self._call()
         if fresh.expiry is None:
             raise CredentialsError(
                 "credentials_provider stopped returning an expiry: return one every time, or never"
             )
-        when = datetime.datetime.fromtimestamp(fresh.expiry, datetime.timezone.utc)
         return {
             "access_key": fresh.access_key,
             "secret_key": fresh.secret_key,
             "token": fresh.token,
-            "expiry_time": when.isoformat(),
+            "expiry_time": _utc(fresh.expiry).isoformat(),
         }
+
+    def _now(self) -> datetime.datetime:
+        return self.clock() if self.clock is not None else _now_utc()
 
     def frozen(self) -> FrozenCredentials:
         if self._refreshable is not None:
@@ -345,16 +365,14 @@ class CallableSource:
                     if self._refreshable is None:
                         from botocore.credentials import RefreshableCredentials
 
-                        metadata = {
-                            "access_key": snapshot.access_key,
-                            "secret_key": snapshot.secret_key,
-                            "token": snapshot.token,
-                            "expiry_time": datetime.datetime.fromtimestamp(
-                                snapshot.expiry, datetime.timezone.utc
-                            ).isoformat(),
-                        }
-                        self._refreshable = RefreshableCredentials.create_from_metadata(
-                            metadata, refresh_using=self._metadata, method="credentials_provider"
+                        self._refreshable = RefreshableCredentials(
+                            snapshot.access_key,
+                            snapshot.secret_key,
+                            snapshot.token,  # type: ignore[arg-type]  # None: no session
+                            _utc(snapshot.expiry),
+                            refresh_using=self._metadata,
+                            method="credentials_provider",
+                            time_fetcher=self._now,
                         )
         self._last_key = snapshot.access_key
         return snapshot

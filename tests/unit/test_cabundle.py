@@ -143,7 +143,7 @@ def test_trust_store_per_endpoint(host: str, store: str) -> None:
 
 
 def test_iso_partitions_need_an_explicit_bundle() -> None:
-    with pytest.raises(ConfigurationError, match="aws-iso.*iam_ca_bundle"):
+    with pytest.raises(ConfigurationError, match=r"aws-iso.*iam_ca_bundle"):
         trust_store_for(parse_hostname(f"db.{ID}.us-iso-east-1.rds.c2s.ic.gov"))
 
 
@@ -184,7 +184,7 @@ def test_iam_host_picks_the_store_and_iam_ca_bundle_overrides() -> None:
 
 def test_global_writer_endpoint_needs_aws_region() -> None:
     url = f"postgresql+psycopg2://u@app.global-{ID}.global.rds.amazonaws.com/db?plugin=rds_iam"
-    with pytest.raises(ConfigurationError, match="global writer endpoint.*aws_region="):
+    with pytest.raises(ConfigurationError, match=r"global writer endpoint.*aws_region="):
         sa.create_engine(url)
     engine = sa.create_engine(url + "&aws_region=eu-west-1")
     assert sqlalchemy_rds_iam.connector(engine).region == "eu-west-1"
@@ -320,7 +320,7 @@ def test_update_from_aws_layout_keeps_roots_only(tmp_path: Path, monkeypatch: py
     roots = (SHIPPED_DIR / "govcloud-bundle.pem").read_bytes()
     (site / "gov.pem").write_bytes(roots + _intermediate(tmp_path) + roots[:0])
     blocks = (SHIPPED_DIR / "amazon-trust-roots.pem").read_text().split("-----END CERTIFICATE-----")
-    for filename, block in zip(cabundle._AMAZON_ROOT_FILES, blocks):
+    for filename, block in zip(cabundle._AMAZON_ROOT_FILES, blocks, strict=False):
         (site / "repository" / filename).write_text(block.strip() + "\n-----END CERTIFICATE-----\n")
     roots = cabundle._download("rds-aws-us-gov", (site / "gov.pem").as_uri(), 5)
     assert hashlib.sha256(roots).hexdigest() == SHA256["govcloud-bundle.pem"]
