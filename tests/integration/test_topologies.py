@@ -1,0 +1,161 @@
+"""Trust per endpoint, rotation and refused credentials against the emulator's real servers.
+
+Served under the emulator's own names (127.0.0.1 / localhost), so these use the test seam
+(SQLALCHEMY_RDS_IAM_TEST_TRUST_STORES) to stand the emulator's CA in for one trust store
+at a time; real-looking RDS/Proxy/DSQL hostnames are the emulator's side (issue 9).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+import sqlalchemy_rds_iam
+from sqlalchemy_rds_iam.cabundle import TEST_SEAM_ENV
+from sqlalchemy_rds_iam.testing.info import EmulatorInfo, ServerInfo
+from sqlalchemy_rds_iam.testing.verifier import token_fingerprint
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("rds_iam_aws_env")]
+
+WHO = {"postgresql": "SELECT current_user", "mysql": "SELECT SUBSTRING_INDEX(USER(), '@', 1)"}
+SYNC_DRIVERS = {"postgresql": ["psycopg2", "psycopg", "pg8000"],
+                "mysql": ["pymysql", "mysqldb", "mysqlconnector"]}
+PROXY = "myproxy.proxy-c9akciq32lce.us-east-1.rds.amazonaws.com"
+
+
+def default_trust_url(info: ServerInfo, driver: str, **query: str) -> str:
+    """The emulator URL without iam_ca_bundle: the default trust store applies."""
+    url = sa.make_url(info.url(info.users[0], driver, **query))
+    if driver == "mysqldb" and url.host == "localhost":
+        # mysqlclient takes "localhost" for the Unix socket (no TLS there): sign for the
+        # name, connect to the address (the certificate names both)
+        url = url.set(host="127.0.0.1").update_query_dict({"iam_host": "localhost"})
+    return url.difference_update_query(["iam_ca_bundle"]).render_as_string(hide_password=False)
+
+
+def login(url: str) -> Any:
+    engine = sa.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text(WHO[engine.dialect.name])).scalar()
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("store", ["rds-aws", "amazon-roots"])
+@pytest.mark.parametrize(("server", "driver"),
+                         [(s, d) for s in ("postgresql", "mysql") for d in SYNC_DRIVERS[s]]
+                         + [("pgbouncer", "psycopg2")])
+def test_unrecognised_host_trusts_rds_and_amazon_roots(
+    rds_iam_emulator: EmulatorInfo, monkeypatch: pytest.MonkeyPatch, server: str, driver: str,
+    store: str,
+) -> None:
+    """127.0.0.1 is no AWS name: its default is the combined store, so a server whose chain
+    ends in either part verifies (the emulator's CA standing in for that part)."""
+    info = rds_iam_emulator.servers[server]
+    monkeypatch.setenv(TEST_SEAM_ENV, json.dumps({store: rds_iam_emulator.ca_path}))
+    assert login(default_trust_url(info, driver)) == info.users[0]
+
+
+@pytest.mark.parametrize(("server", "driver"), [("postgresql", "psycopg2"), ("mysql", "pymysql")])
+def test_without_the_seam_the_emulator_ca_is_not_trusted(
+    rds_iam_emulator: EmulatorInfo, server: str, driver: str
+) -> None:
+    info = rds_iam_emulator.servers[server]
+    offset = info.log_offset()
+    with pytest.raises(sa.exc.OperationalError, match="(?i)certificate|ssl|tls"):
+        login(default_trust_url(info, driver))
+    assert info.verifications(offset) == []  # refused at the handshake: no token was sent
+
+
+def test_proxy_endpoint_trusts_amazon_roots_only(
+    rds_iam_emulator: EmulatorInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token signed for an RDS Proxy name: with the emulator's CA standing in for the RDS
+    bundle the handshake fails (no token leaves); standing in for the Amazon roots, TLS
+    passes and the token reaches the verifier (which refuses it: the emulator serves no
+    proxy name yet, emulator side of issue 9)."""
+    info = rds_iam_emulator.pgbouncer
+    url = sa.make_url(default_trust_url(info, "psycopg2", iam_host=PROXY))
+    url = url.difference_update_query(["aws_region"]).render_as_string(False)  # in the name
+    monkeypatch.setenv(TEST_SEAM_ENV, json.dumps({"rds-aws": rds_iam_emulator.ca_path}))
+    offset = info.log_offset()
+    with pytest.raises(sa.exc.OperationalError, match="(?i)certificate|ssl"):
+        login(url)
+    assert info.verifications(offset) == []
+    monkeypatch.setenv(TEST_SEAM_ENV, json.dumps({"amazon-roots": rds_iam_emulator.ca_path}))
+    with pytest.raises(sa.exc.OperationalError):
+        login(url)
+    assert [d.ok for d in info.verifications(offset)] == [False]
+
+
+# --- rotation -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("server", ["postgresql", "mysql"])
+def test_refused_token_is_never_offered_again(rds_iam_emulator: EmulatorInfo, server: str) -> None:
+    """Credentials retired under a live engine: the login with them is refused once; the next
+    connection asks for credentials again and signs anew."""
+    info = rds_iam_emulator.servers[server]
+    primary = rds_iam_emulator.identities["primary"]
+    current = [("AKIDRETIREDEXAMPLE", "retired-secret")]
+    engine = sa.create_engine(info.url(info.users[0], plugin=False), poolclass=NullPool)
+    connector = sqlalchemy_rds_iam.attach(
+        engine, aws_region=rds_iam_emulator.region, iam_ca_bundle=rds_iam_emulator.ca_path,
+        credentials_provider=lambda: current[-1],
+    )
+    offset = info.log_offset()
+    with pytest.raises(sa.exc.OperationalError):
+        engine.connect().close()
+    refused = info.verifications(offset)
+    assert [(d.ok, d.access_key_id) for d in refused] == [(False, "AKIDRETIREDEXAMPLE")]
+    current.append((primary.access_key_id, primary.secret_access_key))
+    for _ in range(2):
+        with engine.connect() as conn:
+            assert conn.execute(sa.text(WHO[info.dialect])).scalar() == info.users[0]
+    decisions = info.verifications(offset)
+    assert [(d.ok, d.access_key_id) for d in decisions] == [
+        (False, "AKIDRETIREDEXAMPLE"), (True, primary.access_key_id), (True, primary.access_key_id)]
+    assert decisions[0].token_sha256 != decisions[1].token_sha256
+    assert token_fingerprint(connector.token()) == decisions[1].token_sha256
+
+
+def test_rotated_credentials_sign_the_next_connection_of_a_live_pool(
+    rds_iam_emulator: EmulatorInfo,
+) -> None:
+    """A boto3 session shared with the app rotates to another identity while the engine's
+    pool is open: pooled connections keep working, new ones sign with the new key, and
+    no query fails (pool_pre_ping)."""
+    import boto3
+
+    info = rds_iam_emulator.postgresql
+    primary = rds_iam_emulator.identities["primary"]
+    temporary = rds_iam_emulator.identities["temporary"]
+    session = boto3.Session(aws_access_key_id=primary.access_key_id,
+                            aws_secret_access_key=primary.secret_access_key,
+                            region_name=rds_iam_emulator.region)
+    engine = sa.create_engine(info.url(info.users[0], plugin=False), pool_size=2, max_overflow=2,
+                              pool_pre_ping=True)
+    sqlalchemy_rds_iam.attach(engine, boto3_session=session, iam_ca_bundle=rds_iam_emulator.ca_path)
+    offset = info.log_offset()
+    failures = 0
+    with engine.connect() as a:
+        a.execute(sa.text("SELECT 1"))
+        shared = session._session.get_credentials()
+        # what a refresh or rotation does to the shared credential object
+        shared.access_key = temporary.access_key_id
+        shared.secret_key = temporary.secret_access_key
+        shared.token = temporary.session_token
+        with engine.connect() as b:
+            try:
+                b.execute(sa.text("SELECT 1"))
+            except sa.exc.DBAPIError:
+                failures += 1
+        a.execute(sa.text("SELECT 1"))  # the pooled connection still works
+    keys = [d.access_key_id for d in info.verifications(offset) if d.ok]
+    assert keys == [primary.access_key_id, temporary.access_key_id]
+    assert failures == 0
+    engine.dispose()
