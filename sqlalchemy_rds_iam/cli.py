@@ -27,8 +27,8 @@ __all__ = ["main"]
 _URL_HELP = (
     "SQLAlchemy URL without password, e.g. "
     "'postgresql+psycopg2://iamuser@db.cluster-abc.us-east-1.rds.amazonaws.com/app'; the "
-    "plugin's query options apply (aws_region, aws_profile, iam_host, iam_port, "
-    "iam_ca_bundle, iam_tls); ?plugin=rds_iam may be present or not"
+    "plugin's query options apply (aws_region, aws_profile, aws_role_arn, iam_host, iam_port, "
+    "iam_ca_bundle, iam_tls, iam_token_lifetime, ...); ?plugin=rds_iam may be present or not"
 )
 _EPILOG = """\
 exit status: 0 success; 1 unexpected error; 2 bad options or usage; doctor uses 2-10 to name

@@ -67,7 +67,7 @@ def test_without_the_seam_the_emulator_ca_is_not_trusted(
 ) -> None:
     info = rds_iam_emulator.servers[server]
     offset = info.log_offset()
-    with pytest.raises(sa.exc.OperationalError, match="(?i)certificate|ssl|tls"):
+    with pytest.raises(sa.exc.OperationalError, match=r"(?i)certificate|ssl|tls"):
         login(default_trust_url(info, driver))
     assert info.verifications(offset) == []  # refused at the handshake: no token was sent
 
@@ -84,7 +84,7 @@ def test_proxy_endpoint_trusts_amazon_roots_only(
     url = url.difference_update_query(["aws_region"]).render_as_string(False)  # in the name
     monkeypatch.setenv(TEST_SEAM_ENV, json.dumps({"rds-aws": rds_iam_emulator.ca_path}))
     offset = info.log_offset()
-    with pytest.raises(sa.exc.OperationalError, match="(?i)certificate|ssl"):
+    with pytest.raises(sa.exc.OperationalError, match=r"(?i)certificate|ssl"):
         login(url)
     assert info.verifications(offset) == []
     monkeypatch.setenv(TEST_SEAM_ENV, json.dumps({"amazon-roots": rds_iam_emulator.ca_path}))
