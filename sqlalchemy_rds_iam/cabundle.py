@@ -19,13 +19,9 @@ only stored after it parses, so a bad download cannot break connections.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import logging
 import os
-import re
 import ssl
-import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -157,6 +153,8 @@ def _test_overrides() -> dict[str, str]:
     raw = os.environ.get(TEST_SEAM_ENV)
     if not raw:
         return {}
+    import json
+
     try:
         overrides = json.loads(raw)
     except ValueError as exc:
@@ -201,6 +199,9 @@ def bundle_path(name: str) -> str:
 
 def _combined(parts: tuple[str, ...]) -> Path:
     """A file holding ``parts`` one after the other, named by its content, written once."""
+    import hashlib
+    import tempfile
+
     pem = b"".join(Path(p).read_bytes().rstrip(b"\n") + b"\n" for p in parts)
     digest = hashlib.sha256(pem).hexdigest()[:16]
     for directory in (_cache_dir(), Path(tempfile.gettempdir()) / "sqlalchemy-rds-iam"):
@@ -284,6 +285,8 @@ def count_certificates(pem: bytes) -> int:
 
 
 def _store_atomically(target: Path, data: bytes) -> None:
+    import tempfile
+
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".bundle-")
     try:
@@ -318,16 +321,16 @@ def _parsed(url: str, pem: bytes) -> int:
     return count
 
 
-_PEM_BLOCK = re.compile(
-    rb"-----BEGIN CERTIFICATE-----\r?\n.+?-----END CERTIFICATE-----\r?\n?", re.DOTALL
-)
+_PEM_BLOCK = rb"-----BEGIN CERTIFICATE-----\r?\n.+?-----END CERTIFICATE-----\r?\n?"
 
 
 def _roots_only(pem: bytes) -> bytes:
     """The self-signed blocks of ``pem``, in order: AWS says to trust its roots only (the
     GovCloud file also carries intermediates, which expire long before the roots)."""
+    import re
+
     roots = []
-    for block in _PEM_BLOCK.findall(pem):
+    for block in re.findall(_PEM_BLOCK, pem, re.DOTALL):
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.load_verify_locations(cadata=block.decode("ascii"))
         certs = context.get_ca_certs()

@@ -96,11 +96,13 @@ def _utc(epoch: float) -> datetime.datetime:
 
 
 def _current_key(credentials: Any) -> str | None:
-    # RefreshableCredentials.access_key may refresh (network I/O); its field does not.
+    # RefreshableCredentials.access_key is a property that may refresh (network I/O); its
+    # field is not. Plain Credentials keep the key in an attribute of that name.
     if credentials is None:
         return None
-    key = getattr(credentials, "_access_key", None) or getattr(credentials, "access_key", None)
-    return str(key) if key else None
+    fields = vars(credentials)
+    key: str | None = fields.get("_access_key") or fields.get("access_key")
+    return key
 
 
 class BotocoreSource:

@@ -56,18 +56,23 @@ _PARTITIONS = (
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _ID = r"[a-z0-9]+"
 _PREFIX = r"(?:(?P<prefix>cluster-ro|cluster-custom|cluster|shardgrp|proxy)-)?"
-_RDS = rf"{_LABEL}(?P<extra>\.endpoint)?\.{_PREFIX}{_ID}"
 
-#: (pattern, partition the suffix belongs to or None for "from the region", fixed kind).
-_FORMS: tuple[tuple[re.Pattern[str], str | None, str | None], ...] = (
-    (re.compile(rf"^{_RDS}\.(?P<region>{_R})\.rds\.amazonaws\.com$"), None, None),
-    (re.compile(rf"^{_RDS}\.rds\.(?P<region>{_R})\.amazonaws\.com\.cn$"), "aws-cn", None),
-    (re.compile(rf"^{_RDS}\.(?P<region>{_R})\.rds\.amazonaws\.com\.cn$"), "aws-cn", None),
-    (re.compile(rf"^{_RDS}\.(?P<region>{_R})\.rds\.c2s\.ic\.gov$"), "aws-iso", None),
-    (re.compile(rf"^{_RDS}\.(?P<region>{_R})\.rds\.sc2s\.sgov\.gov$"), "aws-iso-b", None),
-    (re.compile(rf"^{_LABEL}\.global-{_ID}\.global\.rds\.amazonaws\.com$"), "aws", "global"),
-    (re.compile(rf"^{_ID}\.dsql\.(?P<region>{_R})\.on\.aws$"), None, "dsql"),
+#: RDS hostname suffix (after ``<region>.rds.``) -> the partitions whose regions use it.
+_SUFFIXES = {
+    "amazonaws.com": ("aws", "aws-us-gov"),
+    "amazonaws.com.cn": ("aws-cn",),  # the older China form, <region>.rds.amazonaws.com.cn
+    "c2s.ic.gov": ("aws-iso",),
+    "sc2s.sgov.gov": ("aws-iso-b",),
+}
+
+# One pattern for every RDS form (few patterns: compiling them is part of a cold start).
+_RDS_RE = re.compile(
+    rf"^{_LABEL}(?P<extra>\.endpoint)?\.{_PREFIX}{_ID}\."
+    rf"(?:(?P<region>{_R})\.rds\.(?P<suffix>amazonaws\.com(?:\.cn)?|c2s\.ic\.gov|sc2s\.sgov\.gov)"
+    rf"|rds\.(?P<cn_region>{_R})\.amazonaws\.com\.cn)$"
 )
+_GLOBAL_RE = re.compile(rf"^{_LABEL}\.global-{_ID}\.global\.rds\.amazonaws\.com$")
+_DSQL_RE = re.compile(rf"^{_ID}\.dsql\.(?P<region>{_R})\.on\.aws$")
 
 
 @dataclass(frozen=True)
@@ -99,20 +104,20 @@ def parse_hostname(hostname: str) -> Endpoint | None:
     hostname's suffix (``cn-north-1`` under ``.amazonaws.com``) is not recognised.
     """
     name = hostname.strip().rstrip(".").lower()
-    for pattern, suffix_partition, fixed_kind in _FORMS:
-        match = pattern.match(name)
-        if not match:
-            continue
-        region = match.groupdict().get("region")
-        partition = partition_of(region) if region else "aws"
-        if suffix_partition is not None and partition != suffix_partition:
-            return None
-        if suffix_partition is None and fixed_kind is None and partition == "aws-cn":
-            return None  # China is only ever under .amazonaws.com.cn
-        if fixed_kind == "dsql" and partition != "aws":
-            return None
-        kind = fixed_kind or _PREFIXES[match.groupdict().get("prefix")]
-        if match.groupdict().get("extra") and kind != "proxy":
+    match = _RDS_RE.match(name)
+    if match:
+        region = match["cn_region"] or match["region"]
+        allowed = _SUFFIXES["amazonaws.com.cn" if match["cn_region"] else match["suffix"]]
+        partition = partition_of(region)
+        if partition not in allowed:
+            return None  # e.g. a China region under .amazonaws.com
+        kind = _PREFIXES[match["prefix"]]
+        if match["extra"] and kind != "proxy":
             return None  # only RDS Proxy has extra ``<ep>.endpoint.`` endpoints
         return Endpoint(kind, region, partition)
+    if _GLOBAL_RE.match(name):
+        return Endpoint("global", None, "aws")
+    match = _DSQL_RE.match(name)
+    if match and partition_of(match["region"]) == "aws":
+        return Endpoint("dsql", match["region"], "aws")
     return None

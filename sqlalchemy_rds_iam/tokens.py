@@ -194,19 +194,20 @@ class TokenCache:
         self._locks: dict[Hashable, threading.Lock] = {}
         self._locks_lock = threading.Lock()
 
-    def _usable(self, entry: _Entry | None, access_key: str | None) -> bool:
-        # ``access_key``: the key the engine's credentials hold now, if known without I/O;
-        # a token signed with another (rotated, refreshed) key is not handed out again.
-        return (
+    def peek(self, key: Hashable, access_key: str | None = None) -> str | None:
+        """The cached token for ``key`` if it may still be used, else ``None``; never blocks.
+
+        ``access_key``: the key the engine's credentials hold now, if known without I/O; a
+        token signed with another (rotated, refreshed) key is not handed out again.
+        """
+        entry = self._entries.get(key)
+        if (
             entry is not None
             and self.clock() < entry.refresh_at
             and (access_key is None or access_key == entry.access_key)
-        )
-
-    def peek(self, key: Hashable, access_key: str | None = None) -> str | None:
-        """The cached token for ``key`` if it may still be used, else ``None``; never blocks."""
-        entry = self._entries.get(key)
-        return entry.token if entry is not None and self._usable(entry, access_key) else None
+        ):
+            return entry.token
+        return None
 
     def get(
         self, key: Hashable, sign: Callable[[], SignedToken], access_key: str | None = None
@@ -222,9 +223,9 @@ class TokenCache:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
             # Another thread may have signed while we waited.
-            entry = self._entries.get(key)
-            if entry is not None and self._usable(entry, access_key):
-                return entry.token
+            token = self.peek(key, access_key)
+            if token is not None:
+                return token
             now = self.clock()
             signed = sign()
             lifetime = getattr(key, "lifetime", TOKEN_LIFETIME)

@@ -61,6 +61,7 @@ def test_every_kind_is_covered() -> None:
         f"mydb.{ID}.cn-north-1.rds.amazonaws.com",  # China is never under .amazonaws.com
         f"mydb.{ID}.rds.us-east-1.amazonaws.com.cn",  # and commercial never under .cn
         f"mydb.{ID}.us-east-1.rds.c2s.ic.gov",  # ISO suffix, commercial region
+        f"mydb.{ID}.us-iso-east-1.rds.amazonaws.com",  # and an ISO region, commercial suffix
         f"ro.endpoint.cluster-{ID}.us-east-1.rds.amazonaws.com",  # only proxies have .endpoint.
         f"{DSQL_ID}.dsql.cn-north-1.on.aws",
         f"x.{DSQL_ID}.dsql.us-east-1.on.aws",
