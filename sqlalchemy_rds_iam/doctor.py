@@ -186,7 +186,7 @@ def _login(engine: Any, is_async: bool) -> None:
 def _run(text: str, timeout: float, record: Callable[[Step], None], whoami: bool) -> None:
     import sqlalchemy as sa
 
-    from .cabundle import default_ca_bundle
+    from .cabundle import default_ca_bundle, missing_region_root
     from .credentials import source_for
     from .drivers import driver_for
     from .endpoints import parse_hostname
@@ -228,7 +228,13 @@ def _run(text: str, timeout: float, record: Callable[[Step], None], whoami: bool
             f"no region for {host}: not an RDS hostname and none configured",
             "add aws_region=<region> to the URL, or set AWS_REGION",
         )
-    if endpoint and endpoint.region != region:
+    if endpoint and endpoint.region is None and not options.aws_region:
+        raise _fail(
+            "region",
+            f"{host} is an Aurora global writer endpoint: its name has no region",
+            "add aws_region=<the current primary cluster's region> to the URL",
+        )
+    if endpoint and endpoint.region and endpoint.region != region:
         raise _fail(
             "region",
             f"aws_region={region} but {host} is in {endpoint.region}",
@@ -309,6 +315,9 @@ def _run(text: str, timeout: float, record: Callable[[Step], None], whoami: bool
     # 6. TLS, 7. certificate
     ca_bundle = options.iam_ca_bundle or default_ca_bundle(endpoint)
     with sock:
+        problem = missing_region_root(endpoint, ca_bundle)
+        if problem and not options.iam_ca_bundle:
+            raise _fail("certificate", problem, "sqlalchemy-rds-iam ca update")
         sock.settimeout(timeout)
         try:
             offered = _STARTTLS[spec.family](sock)
@@ -331,11 +340,11 @@ def _run(text: str, timeout: float, record: Callable[[Step], None], whoami: bool
                 "certificate",
                 f"the server's certificate does not verify against {ca_bundle}: "
                 f"{exc.verify_message}",
-                "use the CA bundle for this endpoint (RDS: the shipped bundle or "
-                "`sqlalchemy-rds-iam ca update`; RDS Proxy: Amazon Root CA from the system "
-                "store; GovCloud/China: their regional bundles) via iam_ca_bundle=, or "
-                "iam_tls=verify-ca when connecting through a tunnel whose name is not in the "
-                "certificate",
+                "the default trust store follows the endpoint the token is signed for (RDS "
+                "bundle of its partition; Amazon roots for RDS Proxy and DSQL; both for other "
+                "names): behind a CNAME or tunnel give iam_host=<the AWS endpoint name>; else "
+                "iam_ca_bundle=<the right PEM>, `sqlalchemy-rds-iam ca update`, or "
+                "iam_tls=verify-ca when the tunnel's name is not in the certificate",
             ) from None
         except (ssl.SSLError, OSError) as exc:
             raise _fail(

@@ -344,3 +344,56 @@ def test_update_stores_every_store_atomically(tmp_path: Path, monkeypatch: pytes
         assert bundle_path(name) == str(path)
         assert common_names(path) == common_names(SHIPPED_DIR / TRUST_STORES[name].filename)
     assert not list((tmp_path / "cache").glob(".bundle-*"))  # no temporary file left behind
+
+
+# --- doctor says the same ------------------------------------------------------------------
+
+def test_doctor_names_the_missing_region_root(capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from sqlalchemy_rds_iam.cli import main
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        url = f"postgresql+psycopg2://u@127.0.0.1:{port}/app?iam_host={NEW_REGION_HOST}"
+        assert main(["doctor", "--json", "--timeout", "2", url]) == 8
+    report = json.loads(capsys.readouterr().out)
+    assert report["failed_step"] == "certificate"
+    assert "mx-central-1" in report["steps"][-1]["detail"]
+    assert "ca update" in report["steps"][-1]["fix"]
+
+
+def test_doctor_asks_for_a_region_for_global_endpoints(capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy_rds_iam.cli import main
+
+    monkeypatch.setenv("AWS_REGION", "us-east-1")  # a configured region does not say which
+    url = f"postgresql+psycopg2://u@app.global-{ID}.global.rds.amazonaws.com/app"
+    assert main(["doctor", "--json", url]) == 3
+    report = json.loads(capsys.readouterr().out)
+    assert "global writer endpoint" in report["steps"][-1]["detail"]
+
+
+def test_combined_store_falls_back_to_tmp_when_the_cache_dir_is_unwritable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lambda: the home directory is read-only, /tmp is not."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("SQLALCHEMY_RDS_IAM_CACHE_DIR", str(blocker / "cache"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    stand_in = _throwaway_ca(tmp_path, "Stand-in RDS")
+    monkeypatch.setenv(TEST_SEAM_ENV, json.dumps({"rds-aws": str(stand_in)}))
+    combined = Path(bundle_path(COMBINED))
+    assert combined.parent == tmp_path / "tmp" / "sqlalchemy-rds-iam"
+    assert "Stand-in RDS" in common_names(combined)
+    assert bundle_path(COMBINED) == str(combined)  # named by content: written once, reused
