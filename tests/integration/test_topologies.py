@@ -159,3 +159,71 @@ def test_rotated_credentials_sign_the_next_connection_of_a_live_pool(
     assert keys == [primary.access_key_id, temporary.access_key_id]
     assert failures == 0
     engine.dispose()
+
+
+# --- assumed roles end to end (needs the emulator's identities API, branch `emu`) ---------
+
+@pytest.fixture
+def sts(monkeypatch: pytest.MonkeyPatch) -> Any:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", f"http://{host}:{port}")
+    yield
+    server.stop()
+
+
+@pytest.mark.usefixtures("sts")
+def test_assumed_role_logs_in_and_refreshes(rds_iam_emulator: EmulatorInfo) -> None:
+    """moto's STS issues the role session; the emulator is told its key; the login is
+    verified with the assumed-role key (not the source key); near expiry botocore renews
+    the session and the next connection signs with the new key."""
+    import datetime
+
+    from sqlalchemy_rds_iam.testing import emulator as emulator_module
+    from sqlalchemy_rds_iam.testing.info import Identity
+
+    if not hasattr(emulator_module.Emulator, "add_identity"):
+        pytest.skip("needs the emulator's identities API (Emulator.add_identity, branch emu)")
+    emulator: Any = emulator_module.Emulator(rds_iam_emulator.state_dir)
+    info = rds_iam_emulator.postgresql
+    source_key = rds_iam_emulator.identities["primary"].access_key_id
+    engine = sa.create_engine(info.url(info.users[0], aws_role_arn="arn:aws:iam::123456789012:role/db",
+                                       aws_role_duration="3600"), poolclass=NullPool)
+    connector = sqlalchemy_rds_iam.connector(engine)
+    source: Any = connector.source
+    added: list[str] = []
+
+    def trust_current_session() -> str:
+        creds = source.frozen()
+        name = f"assumed-{len(added)}"
+        emulator.add_identity(Identity(name, creds.access_key, creds.secret_key, creds.token))
+        added.append(name)
+        return str(creds.access_key)
+
+    offset = info.log_offset()
+    try:
+        first = trust_current_session()
+        assert first != source_key
+        with engine.connect() as conn:
+            assert conn.execute(sa.text(WHO[info.dialect])).scalar() == info.users[0]
+        later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=55)
+        source.clock = lambda: later  # inside botocore's mandatory refresh window
+        import botocore.credentials
+
+        real_now = botocore.credentials._local_now
+        botocore.credentials._local_now = lambda: later  # type: ignore[assignment]
+        try:
+            second = trust_current_session()
+        finally:
+            botocore.credentials._local_now = real_now  # type: ignore[assignment]
+        assert second != first
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        keys = [d.access_key_id for d in info.verifications(offset) if d.ok]
+        assert keys == [first, second]
+    finally:
+        for name in added:
+            emulator.retire_identity(name)
