@@ -225,8 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ca = commands.add_parser(
         "ca",
-        help="the RDS CA bundle: where it is, refresh it",
-        description="The CA bundle the plugin verifies servers with.",
+        help="the trust stores: where they are, refresh them",
+        description="The CA bundles the plugin verifies servers with, one per kind of "
+        "endpoint (RDS per partition, Amazon roots for RDS Proxy and DSQL).",
     )
     ca.set_defaults(func=lambda args: _help(ca))
     ca_commands = ca.add_subparsers(title="commands", metavar="COMMAND")
