@@ -22,8 +22,9 @@ from sqlalchemy_rds_iam.testing.verifier import token_fingerprint
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("rds_iam_aws_env")]
 
 WHO = {"postgresql": "SELECT current_user", "mysql": "SELECT SUBSTRING_INDEX(USER(), '@', 1)"}
-SYNC_DRIVERS = {"postgresql": ["psycopg2", "psycopg", "pg8000"],
-                "mysql": ["pymysql", "mysqldb", "mysqlconnector"]}
+DRIVERS = {"postgresql": ["psycopg2", "psycopg", "pg8000", "asyncpg", "psycopg_async"],
+           "mysql": ["pymysql", "mysqldb", "mysqlconnector", "aiomysql", "asyncmy"]}
+ASYNC = {"asyncpg", "psycopg_async", "aiomysql", "asyncmy"}
 PROXY = "myproxy.proxy-c9akciq32lce.us-east-1.rds.amazonaws.com"
 
 
@@ -66,6 +67,21 @@ def ours(info: ServerInfo, offset: int, tokens: list[str]) -> list[Any]:
 
 
 def login(url: str, **kw: Any) -> Any:
+    """Log in once (with an async engine for async drivers) and say as whom."""
+    if sa.make_url(url).get_driver_name() in ASYNC:
+        import asyncio
+
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        async def run() -> Any:
+            engine = create_async_engine(url, poolclass=NullPool, **kw)
+            try:
+                async with engine.connect() as conn:
+                    return (await conn.execute(sa.text(WHO[engine.dialect.name]))).scalar()
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(run())
     engine = sa.create_engine(url, poolclass=NullPool, **kw)
     try:
         with engine.connect() as conn:
@@ -76,7 +92,7 @@ def login(url: str, **kw: Any) -> Any:
 
 @pytest.mark.parametrize("store", ["rds-aws", "amazon-roots"])
 @pytest.mark.parametrize(("server", "driver"),
-                         [(s, d) for s in ("postgresql", "mysql") for d in SYNC_DRIVERS[s]]
+                         [(s, d) for s in ("postgresql", "mysql") for d in DRIVERS[s]]
                          + [("pgbouncer", "psycopg2")])
 def test_unrecognised_host_trusts_rds_and_amazon_roots(
     rds_iam_emulator: EmulatorInfo, monkeypatch: pytest.MonkeyPatch, server: str, driver: str,
