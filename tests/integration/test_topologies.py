@@ -46,9 +46,9 @@ def unique_key() -> str:
     return "AKIDTEST" + secrets.token_hex(6).upper()
 
 
-def signed_tokens(connector: Any) -> list[str]:
-    """Record every token ``connector`` signs from now on."""
-    tokens: list[str] = []
+def signed_tokens(connector: Any, tokens: list[str] | None = None) -> list[str]:
+    """Record every token ``connector`` signs from now on (into ``tokens``)."""
+    tokens = [] if tokens is None else tokens
     sign = connector._sign
 
     def spy() -> Any:
@@ -66,8 +66,9 @@ def ours(info: ServerInfo, offset: int, tokens: list[str]) -> list[Any]:
     return [d for d in info.verifications(offset) if d.token_sha256 in prints]
 
 
-def login(url: str, **kw: Any) -> Any:
-    """Log in once (with an async engine for async drivers) and say as whom."""
+def login(url: str, tokens: list[str] | None = None, **kw: Any) -> Any:
+    """Log in once (with an async engine for async drivers) and say as whom; the tokens
+    signed are added to ``tokens``."""
     if sa.make_url(url).get_driver_name() in ASYNC:
         import asyncio
 
@@ -75,6 +76,7 @@ def login(url: str, **kw: Any) -> Any:
 
         async def run() -> Any:
             engine = create_async_engine(url, poolclass=NullPool, **kw)
+            signed_tokens(sqlalchemy_rds_iam.connector(engine), tokens)
             try:
                 async with engine.connect() as conn:
                     return (await conn.execute(sa.text(WHO[engine.dialect.name]))).scalar()
@@ -83,6 +85,7 @@ def login(url: str, **kw: Any) -> Any:
 
         return asyncio.run(run())
     engine = sa.create_engine(url, poolclass=NullPool, **kw)
+    signed_tokens(sqlalchemy_rds_iam.connector(engine), tokens)
     try:
         with engine.connect() as conn:
             return conn.execute(sa.text(WHO[engine.dialect.name])).scalar()
@@ -117,29 +120,41 @@ def test_without_the_seam_the_emulator_ca_is_not_trusted(
     assert [d for d in info.verifications(offset) if d.access_key_id == key] == []
 
 
-def test_proxy_endpoint_trusts_amazon_roots_only(
-    rds_iam_emulator: EmulatorInfo, monkeypatch: pytest.MonkeyPatch
+#: A name the token is signed for (iam_host), the store that must verify it, one that must not.
+SIGNED_FOR = [
+    (PROXY, "amazon-roots", "rds-aws"),
+    ("ro.endpoint.proxy-c9akciq32lce.us-gov-west-1.rds.amazonaws.com", "amazon-roots",
+     "rds-aws-us-gov"),
+    ("abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws", "amazon-roots", "rds-aws"),
+    ("db.c9akciq32lce.us-east-1.rds.amazonaws.com", "rds-aws", "amazon-roots"),
+    ("app.cluster-c9akciq32lce.us-east-1.rds.amazonaws.com", "rds-aws", "amazon-roots"),
+    ("db.c9akciq32lce.us-gov-west-1.rds.amazonaws.com", "rds-aws-us-gov", "rds-aws"),
+    ("db.c9akciq32lce.rds.cn-north-1.amazonaws.com.cn", "rds-aws-cn", "amazon-roots"),
+]
+
+
+@pytest.mark.parametrize(("signed_for", "right", "wrong"), SIGNED_FOR)
+def test_each_endpoint_trusts_its_own_store_only(
+    rds_iam_emulator: EmulatorInfo, monkeypatch: pytest.MonkeyPatch, signed_for: str,
+    right: str, wrong: str,
 ) -> None:
-    """A token signed for an RDS Proxy name: with the emulator's CA standing in for the RDS
-    bundle the handshake fails (no token leaves); standing in for the Amazon roots, TLS
-    passes and the token reaches the verifier (which refuses it: the emulator serves no
-    proxy name yet, emulator side of issue 9)."""
+    """A token signed for an AWS name (iam_host): with the emulator's CA standing in for the
+    wrong store the handshake fails and no token leaves; standing in for the right one, TLS
+    passes and the token reaches the verifier (which refuses it: the emulator does not serve
+    these names yet; real-looking hostnames are the emulator side of issue 9)."""
     info = rds_iam_emulator.pgbouncer
-    url = sa.make_url(default_trust_url(info, "psycopg2", iam_host=PROXY))
+    url = sa.make_url(default_trust_url(info, "psycopg2", iam_host=signed_for))
     url = url.difference_update_query(["aws_region"]).render_as_string(False)  # in the name
-    monkeypatch.setenv(TEST_SEAM_ENV, json.dumps({"rds-aws": rds_iam_emulator.ca_path}))
-    offset, key = info.log_offset(), unique_key()
+    offset, key, tokens = info.log_offset(), unique_key(), []
 
-    def decisions() -> list[bool]:
-        return [d.ok for d in info.verifications(offset) if d.access_key_id == key]
-
+    monkeypatch.setenv(TEST_SEAM_ENV, json.dumps({wrong: rds_iam_emulator.ca_path}))
     with pytest.raises(sa.exc.OperationalError, match=r"(?i)certificate|ssl"):
-        login(url, credentials_provider=lambda: (key, "secret"))
-    assert decisions() == []
-    monkeypatch.setenv(TEST_SEAM_ENV, json.dumps({"amazon-roots": rds_iam_emulator.ca_path}))
+        login(url, tokens, credentials_provider=lambda: (key, "secret"))
+    assert len(tokens) == 1 and ours(info, offset, tokens) == []
+    monkeypatch.setenv(TEST_SEAM_ENV, json.dumps({right: rds_iam_emulator.ca_path}))
     with pytest.raises(sa.exc.OperationalError):
-        login(url, credentials_provider=lambda: (key, "secret"))
-    assert decisions() == [False]
+        login(url, tokens, credentials_provider=lambda: (key, "secret"))
+    assert [d.ok for d in ours(info, offset, tokens)] == [False]
 
 
 # --- rotation -------------------------------------------------------------------------------
