@@ -1,8 +1,9 @@
 """Where signing credentials come from: botocore's default chain, a profile, a boto3
 Session, a role assumed on top of any of those, or the user's own callable.
 
-A :class:`CredentialSource` is anything with ``frozen()``, ``region()``, ``describe()`` and
-``access_key_hint()``. Refreshing is botocore's: role sessions and callables with an expiry
+A :class:`CredentialSource` is anything with ``frozen()``, ``region()`` and ``describe()``
+(and, optionally, ``access_key_hint()``, so that rotated credentials sign the next
+connection). Refreshing is botocore's: role sessions and callables with an expiry
 become ``RefreshableCredentials`` (advisory and mandatory refresh windows, a lock), never
 a loop of our own. Every failure to get credentials is a :class:`CredentialsError` that
 names the source and the fix. botocore is imported on first use, not at import time, to
@@ -100,7 +101,7 @@ def _current_key(credentials: Any) -> str | None:
     # field is not. Plain Credentials keep the key in an attribute of that name.
     if credentials is None:
         return None
-    fields = vars(credentials)
+    fields = getattr(credentials, "__dict__", {})
     key: str | None = fields.get("_access_key") or fields.get("access_key")
     return key
 
