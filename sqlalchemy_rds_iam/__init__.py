@@ -19,13 +19,25 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    import sys
+
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from .options import AttachOptions
     from .plugin import IamConnector
+
+    if sys.version_info >= (3, 11):
+        from typing import Unpack
+    else:
+        from typing_extensions import Unpack
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConfigurationError",
     "CredentialsError",
+    "IamConnector",
     "InsecureConnectionError",
     "RdsIamError",
     "TokenError",
@@ -36,14 +48,23 @@ __all__ = [
 ]
 
 
-def attach(engine: Any, **options: Any) -> IamConnector:
+def __getattr__(name: str) -> Any:
+    """``IamConnector`` on first use: its module imports the SQLAlchemy engine machinery."""
+    if name == "IamConnector":
+        from .plugin import IamConnector
+
+        return IamConnector
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def attach(engine: Engine | AsyncEngine, **options: Unpack[AttachOptions]) -> IamConnector:
     """Give an existing engine IAM authentication (see :func:`sqlalchemy_rds_iam.plugin.attach`)."""
     from .plugin import attach as _attach
 
     return _attach(engine, **options)
 
 
-def connector(engine: Any) -> IamConnector:
+def connector(engine: Engine | AsyncEngine) -> IamConnector:
     """The IAM listener of an engine: its target, options and token cache."""
     from .plugin import connector as _connector
 

@@ -1,23 +1,38 @@
-"""The package's exceptions, under one root.
+"""The package's exceptions, under one root that is also SQLAlchemy's.
 
-    RdsIamError                 every error this package raises
-    ├── ConfigurationError      bad options: raised by create_engine()/attach(), before any connect
-    │   └── InsecureConnectionError   a token would travel over an unencrypted connection
-    ├── UnsupportedDriverError  a DBAPI driver this package has no entry for
-    ├── CredentialsError        no AWS credentials, or they could not be loaded/refreshed
-    └── TokenError              signing the token failed
+    RdsIamError                       every error this package raises
+    ├── ConfigurationError            bad options, raised by create_engine()/attach()
+    │   ├── InsecureConnectionError   the token would travel without TLS
+    │   └── UnsupportedDriverError    a driver we have no table row for
+    ├── CredentialsError              no AWS credentials, or they could not be loaded/refreshed
+    └── TokenError                    signing the token failed
 
-Messages never contain a token, a secret key or a session token.
+``RdsIamError`` derives from :class:`sqlalchemy.exc.SQLAlchemyError`, so ``except
+SQLAlchemyError`` around ``engine.connect()`` also catches a credentials or region problem;
+configuration errors are also :class:`sqlalchemy.exc.ArgumentError` (what SQLAlchemy raises
+for a bad ``create_engine`` argument) and ``ValueError``. The tree above is checked against
+the classes by a test. Messages never contain a token, a secret key or a session token.
 """
 
 from __future__ import annotations
 
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-class RdsIamError(Exception):
+__all__ = [
+    "ConfigurationError",
+    "CredentialsError",
+    "InsecureConnectionError",
+    "RdsIamError",
+    "TokenError",
+    "UnsupportedDriverError",
+]
+
+
+class RdsIamError(SQLAlchemyError):
     """Root of every exception raised by sqlalchemy-rds-iam."""
 
 
-class ConfigurationError(RdsIamError, ValueError):
+class ConfigurationError(RdsIamError, ArgumentError, ValueError):
     """An option is missing or invalid; the message says which and how to fix it."""
 
 

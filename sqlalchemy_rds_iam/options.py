@@ -11,15 +11,24 @@ Credentials beyond the default botocore chain (``aws_role_arn`` & co., a
 
 from __future__ import annotations
 
+import difflib
 import ssl
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from .endpoints import is_region
 from .errors import ConfigurationError
 
-__all__ = ["OPTION_NAMES", "TLS_MODES", "Options", "parse_options"]
+__all__ = [
+    "OPTION_NAMES",
+    "TLS_MODES",
+    "AttachOptions",
+    "Options",
+    "is_ours",
+    "parse_options",
+    "unknown_options_error",
+]
 
 #: ``iam_tls`` values: both verify the chain against the CA; ``verify-full`` also the hostname.
 TLS_MODES = ("verify-full", "verify-ca")
@@ -49,6 +58,41 @@ ROLE_DURATION_RANGE = (900, 43_200)
 
 _OUR_PREFIXES = ("aws_", "iam_")
 _ROLE_ARN_PREFIX = "arn:aws"
+
+
+class AttachOptions(TypedDict, total=False):
+    """The keywords ``attach()`` takes, typed so that a type checker catches a misspelling."""
+
+    aws_region: str
+    aws_profile: str
+    iam_host: str
+    iam_port: int | str
+    iam_ca_bundle: str
+    iam_tls: str
+    iam_token_lifetime: int | str
+    aws_role_arn: str
+    aws_role_session_name: str
+    aws_external_id: str
+    aws_role_duration: int | str
+    boto3_session: Any
+    credentials_provider: Any
+
+
+def is_ours(name: str) -> bool:
+    """Whether a keyword or query name belongs to this plugin's namespace (a typo is ours too)."""
+    return name.startswith(_OUR_PREFIXES)
+
+
+def unknown_options_error(names: Iterable[str]) -> ConfigurationError:
+    """The error for misspelt option names: the known ones, and the closest for each."""
+    known = OPTION_NAMES + KEYWORD_ONLY_NAMES
+    hints = []
+    for name in sorted(names):
+        close = difflib.get_close_matches(name, known, n=1)
+        hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return ConfigurationError(
+        f"unknown option(s) {', '.join(hints)}; sqlalchemy-rds-iam knows {', '.join(known)}"
+    )
 
 
 @dataclass(frozen=True)
@@ -83,7 +127,7 @@ def _integer(name: str, value: object, low: int, high: int) -> int:
         number = value
     else:
         text = _text(name, value)
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):  # int() rejects some Unicode digits
             raise ConfigurationError(f"option {name!r} must be an integer, got {text!r}")
         number = int(text)
     if not low <= number <= high:
@@ -97,6 +141,8 @@ def _port(value: object) -> int:
 
 def _ca_bundle(value: object) -> str:
     path = _text("iam_ca_bundle", value)
+    if "\0" in path:
+        raise ConfigurationError("option 'iam_ca_bundle' contains a NUL character")
     try:
         # Loading is the check that matters: readable, and PEM certificates in it.
         ssl.create_default_context(cafile=path)
@@ -122,14 +168,11 @@ def parse_options(
     (``aws_``, ``iam_``) that we do not know are errors, to catch typos that would
     otherwise fall back silently to a default. Every keyword must be one of ours.
     """
-    from_url = {k: v for k, v in query.items() if k.startswith(_OUR_PREFIXES)}
-    unknown = sorted(set(from_url) - set(OPTION_NAMES))
-    unknown += sorted(set(keywords) - set(OPTION_NAMES + KEYWORD_ONLY_NAMES))
+    from_url = {k: v for k, v in query.items() if is_ours(k)}
+    unknown = set(from_url) - set(OPTION_NAMES)
+    unknown |= set(keywords) - set(OPTION_NAMES + KEYWORD_ONLY_NAMES)
     if unknown:
-        raise ConfigurationError(
-            f"unknown option(s) {', '.join(map(repr, unknown))}; "
-            f"known: {', '.join(OPTION_NAMES + KEYWORD_ONLY_NAMES)}"
-        )
+        raise unknown_options_error(unknown)
     twice = sorted(set(from_url) & set(keywords))
     if twice:
         raise ConfigurationError(f"option {twice[0]!r} is given in the URL and as a keyword")

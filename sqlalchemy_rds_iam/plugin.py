@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, CreateEnginePlugin, Dialect, Engine
@@ -20,8 +20,27 @@ from .credentials import CredentialSource, source_for
 from .drivers import DriverSpec, driver_for
 from .endpoints import Endpoint, parse_hostname
 from .errors import ConfigurationError, InsecureConnectionError
-from .options import KEYWORD_ONLY_NAMES, OPTION_NAMES, Options, parse_options
+from .options import (
+    KEYWORD_ONLY_NAMES,
+    OPTION_NAMES,
+    Options,
+    is_ours,
+    parse_options,
+    unknown_options_error,
+)
 from .tokens import SignedToken, TokenCache, TokenKey, sign_token, token_shape
+
+if TYPE_CHECKING:
+    import sys
+
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from .options import AttachOptions
+
+    if sys.version_info >= (3, 11):
+        from typing import Unpack
+    else:
+        from typing_extensions import Unpack
 
 __all__ = ["IamConnector", "RdsIamPlugin", "attach", "connector"]
 
@@ -196,23 +215,26 @@ def _install(engine: Engine, connector: IamConnector) -> None:
     _ATTACHED[engine] = connector
 
 
-def attach(engine: Any, **options: Any) -> IamConnector:
+def attach(engine: Engine | AsyncEngine, **options: Unpack[AttachOptions]) -> IamConnector:
     """Give an existing engine IAM authentication; returns the listener it installed.
 
     ``engine`` is an :class:`~sqlalchemy.engine.Engine` or an ``AsyncEngine`` (its
     ``sync_engine`` is used). Keywords are the plugin options, plus ``boto3_session``.
     """
-    engine = getattr(engine, "sync_engine", engine)
-    if not isinstance(engine, Engine):
+    sync_engine = getattr(engine, "sync_engine", engine)
+    if not isinstance(sync_engine, Engine):
         raise ConfigurationError(f"attach() needs an Engine or AsyncEngine, got {type(engine)!r}")
-    connector = IamConnector(engine.url, engine.dialect, parse_options(keywords=options))
-    _install(engine, connector)
+    connector = IamConnector(
+        sync_engine.url, sync_engine.dialect, parse_options(keywords=dict(options))
+    )
+    _install(sync_engine, connector)
     return connector
 
 
-def connector(engine: Any) -> IamConnector:
+def connector(engine: Engine | AsyncEngine) -> IamConnector:
     """The IAM listener installed on ``engine`` (by the URL plugin or ``attach()``)."""
-    found = _ATTACHED.get(getattr(engine, "sync_engine", engine))
+    sync_engine = engine if isinstance(engine, Engine) else getattr(engine, "sync_engine", None)
+    found = _ATTACHED.get(sync_engine) if isinstance(sync_engine, Engine) else None
     if found is None:
         raise ConfigurationError(
             "this engine has no IAM authentication: use ?plugin=rds_iam or attach()"
@@ -230,6 +252,10 @@ class RdsIamPlugin(CreateEnginePlugin):
                 "creator= bypasses SQLAlchemy's do_connect event, so no token would be set; "
                 "drop creator= and pass driver arguments through the URL or connect_args="
             )
+        unknown = [name for name in kwargs if is_ours(name)]
+        unknown = [name for name in unknown if name not in OPTION_NAMES + KEYWORD_ONLY_NAMES]
+        if unknown:  # before SQLAlchemy's bare TypeError, with the names we know
+            raise unknown_options_error(unknown)
         keywords = {
             name: kwargs.pop(name) for name in OPTION_NAMES + KEYWORD_ONLY_NAMES if name in kwargs
         }
