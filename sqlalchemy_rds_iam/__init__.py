@@ -14,7 +14,9 @@ from .errors import (
     CredentialsError,
     InsecureConnectionError,
     RdsIamError,
+    RegionError,
     TokenError,
+    TrustStoreError,
     UnsupportedDriverError,
 )
 
@@ -40,7 +42,9 @@ __all__ = [
     "IamConnector",
     "InsecureConnectionError",
     "RdsIamError",
+    "RegionError",
     "TokenError",
+    "TrustStoreError",
     "UnsupportedDriverError",
     "__version__",
     "attach",

@@ -15,14 +15,24 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn, cast
 
-from .errors import CredentialsError, InsecureConnectionError, RdsIamError
+from .errors import (
+    ConfigurationError,
+    CredentialsError,
+    InsecureConnectionError,
+    RdsIamError,
+    RegionError,
+    TokenError,
+    TrustStoreError,
+)
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
     from .plugin import IamConnector
 
-__all__ = ["main"]
+__all__ = ["ERROR_EXIT_CODES", "build_parser", "main"]
 
 _URL_HELP = (
     "SQLAlchemy URL without password, e.g. "
@@ -30,30 +40,76 @@ _URL_HELP = (
     "plugin's query options apply (aws_region, aws_profile, aws_role_arn, iam_host, iam_port, "
     "iam_ca_bundle, iam_tls, iam_token_lifetime, ...); ?plugin=rds_iam may be present or not"
 )
-_EPILOG = """\
-exit status: 0 success; 1 unexpected error; 2 bad options or usage; doctor uses 2-10 to name
-the failing step (options 2, region 3, credentials 4, dns 5, tcp 6, tls 7, certificate 8,
-token 9, login 10).
-AWS credentials come from botocore's default chain (environment, profile via aws_profile=
-or AWS_PROFILE, SSO, container or instance role)."""
+
+#: Exit code per error class, most specific first (doctor's step codes where they overlap).
+ERROR_EXIT_CODES: tuple[tuple[type[RdsIamError], int], ...] = (
+    (RegionError, 3),
+    (TrustStoreError, 8),
+    (ConfigurationError, 2),
+    (CredentialsError, 4),
+    (TokenError, 9),
+    (RdsIamError, 1),
+)
+#: argparse's own code for a command line it cannot parse.
+USAGE_EXIT_CODE = 2
 
 
-def _connector(text: str) -> tuple[IamConnector, object]:
+def exit_code_for(exc: RdsIamError) -> int:
+    """The exit status for an error of this package."""
+    return next(code for cls, code in ERROR_EXIT_CODES if isinstance(exc, cls))
+
+
+def _epilog() -> str:
+    import textwrap
+
+    from .doctor import exit_codes_text
+
+    paragraphs = (
+        "exit status: 0 success; 1 a failure the message explains (a download, a client that "
+        "cannot start) or an unexpected error; 2 bad options or usage; 3 no region, or a wrong "
+        "one; 4 no usable AWS credentials; 8 no trust-store root for the endpoint; 9 the token "
+        "could not be signed. doctor exits with the failing step's "
+        f"code: {exit_codes_text()}.",
+        "AWS credentials come from botocore's default chain (environment, profile via "
+        "aws_profile= or AWS_PROFILE, SSO, container or instance role).",
+    )
+    return "\n".join(textwrap.fill(p, 88) for p in paragraphs)
+
+
+#: The driver whose dialect stands for each family in the CLI: its ``create_connect_args``
+#: imports nothing, so the URL's own Python driver never needs to be installed.
+_REFERENCE_DIALECT = {"postgresql": "postgresql+psycopg2", "mysql": "mysql+mysqlconnector"}
+
+
+def _connector(text: str, family: str | None = None) -> tuple[IamConnector, URL]:
+    """The token signer for a URL, and the URL without our options, importing no driver.
+
+    The CLI signs tokens and starts native clients: the URL's Python driver plays no part, so
+    the options are checked as ``create_engine`` checks them, against the family's reference
+    dialect. ``family`` refuses a URL of the other database family.
+    """
     import sqlalchemy as sa
 
-    from .options import parse_options
+    from .drivers import driver_for
+    from .options import OPTION_NAMES, parse_options
     from .plugin import IamConnector
 
     try:
         url = sa.make_url(text).difference_update_query(["plugin", "plugins"])
-        dialect = url.get_dialect()()
-    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
-        raise RdsIamError(f"not a usable SQLAlchemy URL: {exc}") from None
-    ours = parse_options(url.query)
-    from .options import OPTION_NAMES
-
+        dialect_cls = url.get_dialect()
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as exc:
+        raise ConfigurationError(f"not a usable SQLAlchemy URL: {exc}") from None
+    spec = driver_for(dialect_cls.name, dialect_cls.driver, is_async=dialect_cls.is_async)
+    if family is not None and spec.family != family:
+        command = "psql" if spec.family == "postgresql" else "mysql"
+        raise ConfigurationError(
+            f"{url.drivername}:// is a {spec.family} URL: use `sqlalchemy-rds-iam {command}`"
+        )
+    options = parse_options(url.query)
+    reference = sa.engine.URL.create(_REFERENCE_DIALECT[spec.family]).get_dialect()()
+    bare = url.set(drivername=_REFERENCE_DIALECT[spec.family], query={})
     driver_url = url.difference_update_query(OPTION_NAMES)
-    return IamConnector(driver_url, dialect, ours), driver_url
+    return IamConnector(bare, reference, options), driver_url
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -89,21 +145,20 @@ def _run_client(
 
 
 def _psql(args: argparse.Namespace) -> int:
-    connector, url = _connector(args.url)
-    query = dict(getattr(url, "query", {}))
+    connector, url = _connector(args.url, family="postgresql")
+    query = dict(url.query)
     mode = str(query.get("sslmode", connector.tls_mode))
     if mode in {"disable", "allow", "prefer"}:
         raise InsecureConnectionError(f"refusing to send an IAM token with sslmode={mode}")
     env = {
-        "PGHOST": str(getattr(url, "host", None) or connector.host),
-        "PGPORT": str(getattr(url, "port", None) or connector.port),
+        "PGHOST": str(url.host or connector.host),
+        "PGPORT": str(url.port or connector.port),
         "PGUSER": connector.user,
         "PGSSLMODE": mode,
         "PGSSLROOTCERT": str(query.get("sslrootcert", connector.ca_bundle)),
     }
-    database = getattr(url, "database", None)
-    if database:
-        env["PGDATABASE"] = str(database)
+    if url.database:
+        env["PGDATABASE"] = url.database
     return _run_client(args, env, "PGPASSWORD", ["psql", *args.client_args], connector)
 
 
@@ -114,12 +169,12 @@ def _is_mariadb_client(name: str) -> bool:
 
 
 def _mysql(args: argparse.Namespace) -> int:
-    connector, url = _connector(args.url)
+    connector, url = _connector(args.url, family="mysql")
     client = "mysql" if shutil.which("mysql") or not shutil.which("mariadb") else "mariadb"
     argv = [
         client,
-        f"--host={getattr(url, 'host', None) or connector.host}",
-        f"--port={getattr(url, 'port', None) or connector.port}",
+        f"--host={url.host or connector.host}",
+        f"--port={url.port or connector.port}",
         f"--user={connector.user}",
         f"--ssl-ca={connector.ca_bundle}",
     ]
@@ -127,8 +182,7 @@ def _mysql(args: argparse.Namespace) -> int:
         argv.append("--enable-cleartext-plugin")  # Oracle's client refuses cleartext without it
     if connector.tls_mode == "verify-full":
         argv.append("--ssl-verify-server-cert")
-    database = getattr(url, "database", None)
-    argv += [*args.client_args, *([str(database)] if database else [])]
+    argv += [*args.client_args, *([url.database] if url.database else [])]
     return _run_client(args, {}, "MYSQL_PWD", argv, connector)
 
 
@@ -148,51 +202,67 @@ def _ca_path(args: argparse.Namespace) -> int:
 def _ca_update(args: argparse.Namespace) -> int:
     from .cabundle import update
 
-    for name, path, count in update(args.base):
+    try:
+        stored = update(args.base)
+    except ValueError as exc:  # urllib's word for a malformed URL
+        raise ConfigurationError(f"not a usable URL {args.base!r}: {exc}") from None
+    for name, path, count in stored:
         print(f"{name:<22} {count:>3} certificates stored in {path}")
     return 0
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from .doctor import EXIT_CODES, Step, diagnose
+    from .doctor import Step, diagnose, exit_code_of
 
     def show(step: Step) -> None:
         if not args.json:
-            mark = "ok  " if step.ok else "FAIL"
+            mark = "ok  " if step.ok else ("FAIL" if step.fatal else "warn")
             print(f"[{mark}] {step.name:<11} {step.detail}")
             if step.fix:
                 print("       fix: " + step.fix.replace("\n", "\n       "))
 
     steps = diagnose(args.url, timeout=args.timeout, on_step=show, whoami=args.whoami)
-    failed = next((s for s in steps if not s.ok), None)
-    code = EXIT_CODES[failed.name] if failed else 0
+    failed = next((s for s in steps if not s.ok and s.fatal), None)
+    code = exit_code_of(steps)
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "ok": failed is None,
-                    "exit_code": code,
-                    "failed_step": failed.name if failed else None,
-                    "steps": [s.to_dict() for s in steps],
-                },
-                indent=2,
-            )
+        _print_json(
+            {
+                "ok": code == 0,
+                "exit_code": code,
+                "failed_step": failed.name if failed else None,
+                "steps": [s.to_dict() for s in steps],
+            }
         )
     return code
 
 
+def _print_json(document: dict[str, object]) -> None:
+    print(json.dumps(document, indent=2))
+
+
+class _UsageError(Exception):
+    """argparse's complaint, raised instead of exiting so that ``--json`` can answer in JSON."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{self.prog}: error: {message}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line, for ``main`` and for documentation."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sqlalchemy-rds-iam",
         description="IAM database authentication for SQLAlchemy on Amazon RDS, Aurora, RDS Proxy.",
-        epilog=_EPILOG,
+        epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    commands = parser.add_subparsers(
+        title="commands", metavar="COMMAND", parser_class=_Parser
+    )
 
     token = commands.add_parser(
         "token",
@@ -230,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
         "endpoint (RDS per partition, Amazon roots for RDS Proxy and DSQL).",
     )
     ca.set_defaults(func=lambda args: _help(ca))
-    ca_commands = ca.add_subparsers(title="commands", metavar="COMMAND")
+    ca_commands = ca.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
     path = ca_commands.add_parser(
         "path",
         help="list each trust store and the file it uses",
@@ -260,9 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser(
         "doctor",
         help="diagnose a failing IAM login step by step",
-        description="Check options, region, credentials, DNS, TCP, TLS and the server "
-        "certificate, the token, and the login, stopping at the first failure with what to fix.",
-        epilog=_EPILOG,
+        description="Check options (as create_engine does), region, credentials, DNS, TCP, TLS "
+        "and the server certificate, the token, and the login, stopping at the first failure "
+        "with what to fix (a failed --whoami is reported and the steps go on).",
+        epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     doctor.add_argument("url", metavar="URL", help=_URL_HELP)
@@ -280,30 +351,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .testing.cli import add_emulator_parser
 
-    add_emulator_parser(commands)
+    # _Parser is an ArgumentParser; the emulator's module just does not know it
+    add_emulator_parser(cast("argparse._SubParsersAction[argparse.ArgumentParser]", commands))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status. Expected failures print one line."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    wants_json = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as exc:
+        if wants_json:
+            _print_json({"ok": False, "exit_code": USAGE_EXIT_CODE, "error": str(exc)})
+        else:
+            parser.print_usage(sys.stderr)
+            print(exc, file=sys.stderr)
+        return USAGE_EXIT_CODE
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()
-        return 2
+        return USAGE_EXIT_CODE
     if getattr(args, "client_args", None) and args.client_args[0] == "--":
         args.client_args = args.client_args[1:]
     try:
         code: int = func(args)
-    except CredentialsError as exc:
-        from .doctor import EXIT_CODES
-
-        print(f"sqlalchemy-rds-iam: error: {exc}", file=sys.stderr)
-        return EXIT_CODES["credentials"]
     except RdsIamError as exc:
-        print(f"sqlalchemy-rds-iam: error: {exc}", file=sys.stderr)
-        return 2
+        code = exit_code_for(exc)
+        message = " ".join(str(exc).split())  # one line, whatever botocore's text held
+        if getattr(args, "json", False):
+            _print_json({"ok": False, "exit_code": code, "error": message})
+        else:
+            print(f"sqlalchemy-rds-iam: error: {message}", file=sys.stderr)
     return code
 
 

@@ -1,9 +1,15 @@
 """``sqlalchemy-rds-iam doctor URL``: find the first reason an IAM login fails, and say what to fix.
 
-Each step runs only if the previous one passed; the failing step picks the exit code,
-so scripts can tell "no credentials" from "server unreachable" from "login refused".
-Servers answer a failed IAM login with one opaque line ("PAM authentication failed",
-"Access denied ... (using password: YES)"): the login step prints the checklist for it.
+The diagnosis is a list of small steps (:data:`STEPS`) run in order by one loop, the way
+botocore walks its credential providers. Each step either returns what it found or raises
+:class:`Failed` with what to fix; the failing step's exit code tells scripts "no credentials"
+from "server unreachable" from "login refused". A *fatal* failure stops the run; ``--whoami``
+is advisory: its failure is reported and the remaining steps still run.
+
+The options step builds the engine exactly as ``create_engine`` does (plugin, driver import,
+every option check), so an option problem exits 2 before any network step. Servers answer a
+failed IAM login with one opaque line ("PAM authentication failed", "Access denied ... (using
+password: YES)"): the login step prints a checklist for that database family.
 """
 
 from __future__ import annotations
@@ -11,68 +17,232 @@ from __future__ import annotations
 import socket
 import ssl
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .credentials import FrozenCredentials
-from .errors import CredentialsError, RdsIamError
+from .errors import CredentialsError, RdsIamError, RegionError, TrustStoreError
 
-__all__ = ["EXIT_CODES", "Step", "diagnose"]
+if TYPE_CHECKING:
+    from .credentials import FrozenCredentials
+    from .plugin import IamConnector
 
-#: Exit code per failing step (0: every step passed; 1 is left for unexpected errors).
-EXIT_CODES = {
-    "options": 2,
-    "region": 3,
-    "credentials": 4,
-    "dns": 5,
-    "tcp": 6,
-    "tls": 7,
-    "certificate": 8,
-    "token": 9,
-    "login": 10,
-}
-
-LOGIN_CHECKLIST = (
-    "the server refused the token. Check, in this order:\n"
-    "  1. IAM database authentication is enabled on the instance/cluster "
-    "(modify-db-instance/-cluster --enable-iam-database-authentication).\n"
-    "  2. The database user exists and is an IAM user: PostgreSQL `CREATE USER {user}; "
-    "GRANT rds_iam TO {user};`, MySQL `CREATE USER {user} IDENTIFIED WITH "
-    "AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL;`.\n"
-    "  3. The caller's IAM policy allows rds-db:connect on "
-    "arn:{partition}:rds-db:{region}:<account>:dbuser:<DbiResourceId>/{user} (the cluster's "
-    "or instance's resource id, db-/cluster-..., not its name; for RDS Proxy the proxy's "
-    "prx- id).\n"
-    "  4. The token's region ({region}) is the database's region.\n"
-    "  5. This machine's clock is right (tokens are valid 15 minutes from signing) and the "
-    "credentials have not expired.\n"
-    "  6. The host and port signed ({host}:{port}) are the ones the server expects: set "
-    "iam_host/iam_port when connecting through a tunnel or a load balancer."
-)
+__all__ = ["EXIT_CODES", "STEPS", "Failed", "Step", "StepDef", "diagnose", "exit_code_of"]
 
 
 @dataclass(frozen=True)
 class Step:
-    """One diagnosis step: what was checked, what was found, how to fix it."""
+    """One diagnosis step's result: what was checked, what was found, how to fix it."""
 
     name: str
     ok: bool
     detail: str
     fix: str = ""
+    fatal: bool = True
+    """``False`` for an advisory step (``whoami``): its failure does not stop the run."""
+    exit_code: int = 0
+    """What the command exits with if this is the failure that counts (0 when ok)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-class _Failed(Exception):
-    def __init__(self, step: Step) -> None:
-        super().__init__(step.detail)
-        self.step = step
+class Failed(Exception):
+    """Raised by a step function: what went wrong and what to do about it."""
+
+    def __init__(self, detail: str, fix: str, step: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.fix = fix
+        self.step = step  # the step whose check this is, when another step's run found it
 
 
-def _fail(name: str, detail: str, fix: str) -> _Failed:
-    return _Failed(Step(name, False, detail, fix))
+@dataclass
+class State:
+    """What earlier steps found, for later ones (one per ``diagnose`` call)."""
+
+    text: str
+    timeout: float
+    whoami: bool
+    url: Any = None
+    engine: Any = None
+    connector: IamConnector | None = None
+    region: str = ""
+    credentials: FrozenCredentials | None = None
+    sock: socket.socket | None = None
+
+    @property
+    def iam(self) -> IamConnector:
+        assert self.connector is not None  # the options step set it
+        return self.connector
+
+
+# -- options --------------------------------------------------------------------------------------
+
+
+def _build_engine(text: str) -> Any:
+    """The engine ``create_engine`` would build for this URL with the plugin, one connection."""
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    url = sa.make_url(text).difference_update_query(["plugin", "plugins"])
+    if url.get_dialect().is_async:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        return create_async_engine(url, plugins=["rds_iam"], poolclass=NullPool)
+    return sa.create_engine(url, plugins=["rds_iam"], poolclass=NullPool)
+
+
+def _missing_driver_fix(text: str) -> str:
+    import sqlalchemy as sa
+
+    from .drivers import driver_for
+
+    try:
+        dialect = sa.make_url(text).get_dialect()
+        spec = driver_for(dialect.name, dialect.driver, is_async=dialect.is_async)
+    except Exception:  # the URL was already understood once; any doubt: generic advice
+        return "install the driver named in the URL"
+    return f"pip install 'sqlalchemy-rds-iam[{spec.extra}]'"
+
+
+#: Errors ``create_engine`` raises for what a later step checks: (class, step, fix).
+_LATER_STEP_ERRORS: tuple[tuple[type[RdsIamError], str, str], ...] = (
+    (RegionError, "region", "fix or add aws_region=<region> (the hostname's, if it has one)"),
+    (CredentialsError, "credentials", "fix the AWS configuration (see the message)"),
+    (TrustStoreError, "certificate", "sqlalchemy-rds-iam ca update, or iam_ca_bundle=<path>"),
+)
+
+
+def step_options(state: State) -> str:
+    """Every check ``create_engine(url, plugins=["rds_iam"])`` runs, and no more."""
+    import sqlalchemy as sa
+
+    from .plugin import connector
+
+    try:
+        state.engine = _build_engine(state.text)
+    except ImportError as exc:
+        fix = _missing_driver_fix(state.text)
+        raise Failed(f"the driver is not installed: {exc}", fix) from None
+    except (RdsIamError, sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+        # create_engine also checks what later steps are about: report it as theirs
+        step, fix = next(
+            ((step, fix) for cls, step, fix in _LATER_STEP_ERRORS if isinstance(exc, cls)),
+            (None, "fix the URL (see the README's option table)"),
+        )
+        raise Failed(str(exc), fix, step) from None
+    sync_engine = getattr(state.engine, "sync_engine", state.engine)
+    state.url = sync_engine.url
+    state.connector = iam = connector(state.engine)
+    url = state.url
+    return (
+        f"{url.get_backend_name()}+{sync_engine.dialect.driver} as {iam.user} to "
+        f"{url.host}:{url.port or iam.spec.default_port}, signed for {iam.host}:{iam.port}, "
+        f"iam_tls={iam.tls_mode}"
+    )
+
+
+# -- AWS side -------------------------------------------------------------------------------------
+
+
+def step_region(state: State) -> str:
+    from .endpoints import parse_hostname
+
+    iam = state.iam
+    try:
+        state.region = iam.key().region
+    except CredentialsError as exc:  # a missing profile, a config file that does not parse
+        raise Failed(str(exc), "fix the AWS configuration (see above)", "credentials") from None
+    except RdsIamError as exc:
+        raise Failed(
+            str(exc), "add aws_region=<region> to the URL, set AWS_REGION, or fix the profile"
+        ) from None
+    endpoint = parse_hostname(iam.host)
+    if iam.region is None:
+        return f"{state.region}, from the AWS configuration"
+    if endpoint is not None and endpoint.region == iam.region:
+        return f"{state.region}, from the hostname ({endpoint.kind} endpoint)"
+    return f"{state.region}, from aws_region"
+
+
+def step_credentials(state: State) -> str:
+    iam = state.iam
+    try:
+        credentials = state.credentials = iam.source.frozen()
+    except RdsIamError as exc:
+        raise Failed(str(exc), "provide AWS credentials (see the message)") from None
+    lifetime = "long-lived"
+    if credentials.expiry is not None:
+        left = credentials.expiry - time.time()
+        lifetime = f"temporary, {left / 60:.0f} min left"
+        if left <= 0:
+            raise Failed("the credentials have expired", "refresh or re-login (aws sso login, ...)")
+    session = "session token" if credentials.token else "no session token"
+    return f"access key {credentials.access_key} ({lifetime}; {session}), {iam.source.describe()}"
+
+
+def _caller_arn(credentials: FrozenCredentials, region: str, timeout: float) -> str:
+    """Whose credentials these are, from STS GetCallerIdentity (needs no IAM permission)."""
+    import botocore.session
+    from botocore.config import Config
+
+    client: Any = botocore.session.Session().create_client(
+        "sts",
+        region_name=region,
+        aws_access_key_id=credentials.access_key,
+        aws_secret_access_key=credentials.secret_key,
+        aws_session_token=credentials.token,
+        config=Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1}),
+    )
+    return str(client.get_caller_identity()["Arn"])
+
+
+def step_whoami(state: State) -> str:
+    assert state.credentials is not None
+    try:
+        return _caller_arn(state.credentials, state.region, state.timeout)
+    except Exception as exc:  # botocore's ClientError, EndpointConnectionError, ...
+        raise Failed(
+            f"STS GetCallerIdentity failed: {type(exc).__name__}: {exc}",
+            "the credentials are invalid, expired or revoked, or STS is unreachable "
+            "(in a VPC without internet access, add an STS interface endpoint); "
+            "the remaining steps still ran",
+        ) from None
+
+
+# -- network --------------------------------------------------------------------------------------
+
+
+def _address(state: State) -> tuple[str, int]:
+    """Where the driver will connect: the URL's host and port (not iam_host/iam_port)."""
+    return state.url.host or state.iam.host, state.url.port or state.iam.spec.default_port
+
+
+def step_dns(state: State) -> str:
+    host, port = _address(state)
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:  # UnicodeError: not a valid (IDNA) name
+        raise Failed(
+            f"cannot resolve {host}: {exc}",
+            "check the endpoint name; inside a VPC, check the DNS resolver",
+        ) from None
+    return f"{host} -> {', '.join(sorted({str(a[4][0]) for a in addresses}))}"
+
+
+def step_tcp(state: State) -> str:
+    host, port = _address(state)
+    try:
+        state.sock = socket.create_connection((host, port), timeout=state.timeout)
+    except OSError as exc:
+        raise Failed(
+            f"cannot connect to {host}:{port}: {exc}",
+            "check the port, security groups / network ACLs (inbound from this host), "
+            "and that the database is running",
+        ) from None
+    return f"connected to {host}:{port}"
 
 
 def _pg_starttls(sock: socket.socket) -> bool:
@@ -111,59 +281,62 @@ _STARTTLS: dict[str, Callable[[socket.socket], bool]] = {
 }
 
 
-def diagnose(
-    url: str,
-    *,
-    timeout: float = 5.0,
-    on_step: Callable[[Step], None] | None = None,
-    whoami: bool = False,
-) -> list[Step]:
-    """Run the steps for ``url`` (any URL the plugin accepts); a failed step is the last one."""
-    steps: list[Step] = []
-
-    def record(step: Step) -> None:
-        steps.append(step)
-        if on_step:
-            on_step(step)
-
+def step_tls(state: State) -> str:
+    """STARTTLS the database's way; the handshake is the certificate step's."""
+    assert state.sock is not None
+    state.sock.settimeout(state.timeout)
     try:
-        _run(url, timeout, record, whoami)
-    except _Failed as failed:
-        record(failed.step)
-    return steps
+        offered = _STARTTLS[state.iam.spec.family](state.sock)
+    except (OSError, ValueError) as exc:
+        raise Failed(f"TLS negotiation failed: {exc}", "is this the database port?") from None
+    if not offered:
+        raise Failed(
+            "the server does not offer TLS; the token would travel in clear text",
+            "enable TLS on the server (RDS always offers it: is this really RDS?)",
+        )
+    return "the server offers TLS"
 
 
-def _caller_arn(credentials: FrozenCredentials, region: str, timeout: float) -> str:
-    """Whose credentials these are, from STS GetCallerIdentity (needs no IAM permission)."""
-    import botocore.session
-    from botocore.config import Config
+def step_certificate(state: State) -> str:
+    from .tls import ssl_context
 
-    client: Any = botocore.session.Session().create_client(
-        "sts",
-        region_name=region,
-        aws_access_key_id=credentials.access_key,
-        aws_secret_access_key=credentials.secret_key,
-        aws_session_token=credentials.token,
-        config=Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1}),
-    )
-    return str(client.get_caller_identity()["Arn"])
-
-
-def _engine(url: Any, is_async: bool) -> Any:
-    """A one-connection engine with the plugin, async for async drivers."""
-    from sqlalchemy import create_engine
-    from sqlalchemy.pool import NullPool
-
-    if is_async:
-        from sqlalchemy.ext.asyncio import create_async_engine
-
-        return create_async_engine(url, plugins=["rds_iam"], poolclass=NullPool)
-    return create_engine(url, plugins=["rds_iam"], poolclass=NullPool)
+    assert state.sock is not None
+    iam = state.iam
+    host, _ = _address(state)
+    context = ssl_context(iam.ca_bundle, iam.tls_mode)
+    try:
+        with context.wrap_socket(state.sock, server_hostname=host) as tls:
+            version = tls.version()
+    except ssl.SSLCertVerificationError as exc:
+        raise Failed(
+            f"the server's certificate does not verify against {iam.ca_bundle}: "
+            f"{exc.verify_message}",
+            "the default trust store follows the endpoint the token is signed for (RDS "
+            "bundle of its partition; Amazon roots for RDS Proxy and DSQL; both for other "
+            "names): behind a CNAME or tunnel give iam_host=<the AWS endpoint name>; else "
+            "iam_ca_bundle=<the right PEM>, `sqlalchemy-rds-iam ca update`, or "
+            "iam_tls=verify-ca when the tunnel's name is not in the certificate",
+        ) from None
+    except (ssl.SSLError, OSError) as exc:
+        raise Failed(f"TLS handshake failed: {exc}", "check the server's TLS settings") from None
+    return f"{version}, certificate verified ({iam.tls_mode}) against {iam.ca_bundle}"
 
 
-def _login(engine: Any, is_async: bool) -> None:
+# -- the login ------------------------------------------------------------------------------------
+
+
+def step_token(state: State) -> str:
+    iam = state.iam
+    try:
+        token = iam.token()
+    except RdsIamError as exc:
+        raise Failed(str(exc), "see the message") from None
+    return f"signed for {iam.user}@{iam.host}:{iam.port} in {state.region} ({len(token)} chars)"
+
+
+def _login(engine: Any) -> None:
     """Log in once and run ``SELECT 1``; driver errors propagate as SQLAlchemy's DBAPIError."""
-    if not is_async:
+    if not hasattr(engine, "sync_engine"):
         try:
             with engine.connect() as connection:
                 connection.exec_driver_sql("SELECT 1")
@@ -183,208 +356,159 @@ def _login(engine: Any, is_async: bool) -> None:
     asyncio.run(login())
 
 
-def _run(text: str, timeout: float, record: Callable[[Step], None], whoami: bool) -> None:
+#: Names RDS uses for master users, and the usual ones: never advise making them IAM users
+#: (on RDS PostgreSQL, ``GRANT rds_iam`` turns off the user's password login).
+MASTER_USER_NAMES = frozenset({"postgres", "admin", "root", "rdsadmin", "master"})
+
+_CREATE_IAM_USER = {
+    "postgresql": "CREATE USER {user}; GRANT rds_iam TO {user};",
+    "mysql": "CREATE USER {user} IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL;",
+}
+_CREATE_SEPARATE_USER = {
+    "postgresql": "CREATE USER iam_app; GRANT rds_iam TO iam_app;",
+    "mysql": "CREATE USER iam_app IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL;",
+}
+
+
+def login_checklist(
+    family: str, user: str, host: str, port: int, region: str, partition: str
+) -> str:
+    """What to check when the server refused the token, for this database family."""
+    if user.lower() in MASTER_USER_NAMES:
+        user_item = (
+            f"`{user}` looks like the master user: do not make it an IAM user (keep its "
+            f"password as the way in); connect as a separate IAM user instead, e.g. "
+            f"`{_CREATE_SEPARATE_USER[family]}`"
+        )
+    else:
+        user_item = (
+            f"The database user exists and is an IAM user (a separate user, not the master "
+            f"user): `{_CREATE_IAM_USER[family].format(user=user)}`"
+        )
+    return (
+        "the server refused the token. Check, in this order:\n"
+        "  1. IAM database authentication is enabled on the instance/cluster "
+        "(modify-db-instance/-cluster --enable-iam-database-authentication).\n"
+        f"  2. {user_item}.\n"
+        "  3. The caller's IAM policy allows rds-db:connect on "
+        f"arn:{partition}:rds-db:{region}:<account>:dbuser:<DbiResourceId>/{user} (the "
+        "cluster's or instance's resource id, db-/cluster-..., not its name; for RDS Proxy "
+        "the proxy's prx- id).\n"
+        f"  4. The token's region ({region}) is the database's region.\n"
+        "  5. This machine's clock is right (tokens are valid 15 minutes from signing) and the "
+        "credentials have not expired.\n"
+        f"  6. The host and port signed ({host}:{port}) are the ones the server expects: set "
+        "iam_host/iam_port when connecting through a tunnel or a load balancer."
+    )
+
+
+def step_login(state: State) -> str:
     import sqlalchemy as sa
 
-    from .cabundle import default_ca_bundle, missing_region_root
-    from .credentials import source_for
-    from .drivers import driver_for
     from .endpoints import parse_hostname
-    from .options import parse_options
-    from .plugin import connector
-    from .tls import ssl_context
 
-    # 1. options
+    iam = state.iam
     try:
-        url = sa.make_url(text).difference_update_query(["plugin", "plugins"])
-        options = parse_options(url.query)
-        dialect = url.get_dialect()()
-        spec = driver_for(dialect.name, dialect.driver, is_async=dialect.is_async)
-    except (RdsIamError, sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
-        raise _fail("options", str(exc), "fix the URL (see the README's option table)") from None
-    host = options.iam_host or url.host or ""
-    port = options.iam_port or url.port or spec.default_port
-    record(
-        Step(
-            "options",
-            True,
-            f"{url.get_backend_name()}+{dialect.driver} as {url.username} "
-            f"to {url.host}:{url.port or spec.default_port}, iam_tls={options.iam_tls}",
-        )
-    )
-
-    # 2. region
-    source = source_for(options)
-    endpoint = parse_hostname(host)
-    try:
-        region = options.aws_region or (endpoint.region if endpoint else None) or source.region()
-    except CredentialsError as exc:  # a missing profile, a config file that does not parse
-        raise _fail("credentials", str(exc), "fix the AWS configuration (see above)") from None
-    except RdsIamError as exc:
-        raise _fail("region", str(exc), "fix the AWS profile configuration") from None
-    if not region:
-        raise _fail(
-            "region",
-            f"no region for {host}: not an RDS hostname and none configured",
-            "add aws_region=<region> to the URL, or set AWS_REGION",
-        )
-    if endpoint and endpoint.region is None and not options.aws_region:
-        raise _fail(
-            "region",
-            f"{host} is an Aurora global writer endpoint: its name has no region",
-            "add aws_region=<the current primary cluster's region> to the URL",
-        )
-    if endpoint and endpoint.region and endpoint.region != region:
-        raise _fail(
-            "region",
-            f"aws_region={region} but {host} is in {endpoint.region}",
-            f"use aws_region={endpoint.region} (or drop it: the hostname says it)",
-        )
-    where = (
-        f"from the hostname ({endpoint.kind} endpoint)"
-        if endpoint and not options.aws_region
-        else ("from aws_region" if options.aws_region else "from the AWS configuration")
-    )
-    record(Step("region", True, f"{region}, {where}"))
-
-    # 3. credentials
-    try:
-        credentials = source.frozen()
-    except RdsIamError as exc:
-        raise _fail("credentials", str(exc), "provide AWS credentials (see the message)") from None
-    lifetime = "long-lived"
-    if credentials.expiry is not None:
-        import time
-
-        left = credentials.expiry - time.time()
-        lifetime = f"temporary, {left / 60:.0f} min left"
-        if left <= 0:
-            raise _fail(
-                "credentials",
-                "the credentials have expired",
-                "refresh or re-login (aws sso login, ...)",
-            )
-    owner = ""
-    if whoami:
-        try:
-            owner = f", {_caller_arn(credentials, region, timeout)}"
-        except Exception as exc:  # botocore's ClientError, EndpointConnectionError, ...
-            raise _fail(
-                "credentials",
-                f"STS GetCallerIdentity failed: {type(exc).__name__}: {exc}",
-                "the credentials are invalid, expired or revoked, or STS is unreachable "
-                "(in a VPC without internet access, add an STS interface endpoint)",
-            ) from None
-    record(
-        Step(
-            "credentials",
-            True,
-            f"access key {credentials.access_key} ({lifetime}; "
-            f"{'session token' if credentials.token else 'no session token'}), "
-            f"{source.describe()}{owner}",
-        )
-    )
-
-    # 4. DNS, 5. TCP
-    connect_host = url.host or host
-    connect_port = url.port or spec.default_port
-    try:
-        addresses = socket.getaddrinfo(connect_host, connect_port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise _fail(
-            "dns",
-            f"cannot resolve {connect_host}: {exc}",
-            "check the endpoint name; inside a VPC, check the DNS resolver",
-        ) from None
-    record(
-        Step(
-            "dns", True, f"{connect_host} -> {', '.join(sorted({str(a[4][0]) for a in addresses}))}"
-        )
-    )
-    try:
-        sock = socket.create_connection((connect_host, connect_port), timeout=timeout)
-    except OSError as exc:
-        raise _fail(
-            "tcp",
-            f"cannot connect to {connect_host}:{connect_port}: {exc}",
-            "check the port, security groups / network ACLs (inbound from this host), "
-            "and that the database is running",
-        ) from None
-    record(Step("tcp", True, f"connected to {connect_host}:{connect_port}"))
-
-    # 6. TLS, 7. certificate
-    ca_bundle = options.iam_ca_bundle or default_ca_bundle(endpoint)
-    with sock:
-        problem = missing_region_root(endpoint, ca_bundle)
-        if problem and not options.iam_ca_bundle:
-            raise _fail("certificate", problem, "sqlalchemy-rds-iam ca update")
-        sock.settimeout(timeout)
-        try:
-            offered = _STARTTLS[spec.family](sock)
-        except OSError as exc:
-            raise _fail(
-                "tls", f"TLS negotiation failed: {exc}", "is this the database port?"
-            ) from None
-        if not offered:
-            raise _fail(
-                "tls",
-                "the server does not offer TLS; the token would travel in clear text",
-                "enable TLS on the server (RDS always offers it: is this really RDS?)",
-            )
-        context = ssl_context(ca_bundle, options.iam_tls)
-        try:
-            with context.wrap_socket(sock, server_hostname=connect_host) as tls:
-                version = tls.version()
-        except ssl.SSLCertVerificationError as exc:
-            raise _fail(
-                "certificate",
-                f"the server's certificate does not verify against {ca_bundle}: "
-                f"{exc.verify_message}",
-                "the default trust store follows the endpoint the token is signed for (RDS "
-                "bundle of its partition; Amazon roots for RDS Proxy and DSQL; both for other "
-                "names): behind a CNAME or tunnel give iam_host=<the AWS endpoint name>; else "
-                "iam_ca_bundle=<the right PEM>, `sqlalchemy-rds-iam ca update`, or "
-                "iam_tls=verify-ca when the tunnel's name is not in the certificate",
-            ) from None
-        except (ssl.SSLError, OSError) as exc:
-            raise _fail(
-                "tls", f"TLS handshake failed: {exc}", "check the server's TLS settings"
-            ) from None
-    record(
-        Step(
-            "tls", True, f"{version}, certificate verified ({options.iam_tls}) against {ca_bundle}"
-        )
-    )
-
-    # 8. token, 9. login
-    try:
-        engine = _engine(url, spec.is_async)
-        token = connector(engine).token()
-    except ImportError as exc:
-        raise _fail(
-            "options",
-            f"the driver is not installed: {exc}",
-            f"pip install 'sqlalchemy-rds-iam[{spec.extra}]'",
-        ) from None
-    except RdsIamError as exc:
-        raise _fail("token", str(exc), "see the message") from None
-    record(
-        Step(
-            "token",
-            True,
-            f"signed for {url.username}@{host}:{port} in {region} ({len(token)} chars)",
-        )
-    )
-    try:
-        _login(engine, spec.is_async)
+        _login(state.engine)
     except sa.exc.DBAPIError as exc:
-        partition = endpoint.partition if endpoint else "aws"
+        endpoint = parse_hostname(iam.host)
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise _fail(
-            "login",
+        raise Failed(
             f"login refused: {reason}",
-            LOGIN_CHECKLIST.format(
-                user=url.username, region=region, partition=partition, host=host, port=port
+            login_checklist(
+                iam.spec.family,
+                iam.user,
+                iam.host,
+                iam.port,
+                state.region,
+                endpoint.partition if endpoint else "aws",
             ),
         ) from None
-    record(Step("login", True, f"logged in as {url.username} and ran SELECT 1"))
+    return f"logged in as {iam.user} and ran SELECT 1"
+
+
+# -- the list, and the loop -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepDef:
+    """A step of the diagnosis: its name, its exit code, its function."""
+
+    name: str
+    exit_code: int
+    run: Callable[[State], str]
+    fatal: bool = True
+    when: Callable[[State], bool] = lambda state: True
+
+
+#: The diagnosis, in order. The exit codes in ``--help`` and the README come from here.
+STEPS: tuple[StepDef, ...] = (
+    StepDef("options", 2, step_options),
+    StepDef("region", 3, step_region),
+    StepDef("credentials", 4, step_credentials),
+    StepDef("whoami", 4, step_whoami, fatal=False, when=lambda state: state.whoami),
+    StepDef("dns", 5, step_dns),
+    StepDef("tcp", 6, step_tcp),
+    StepDef("tls", 7, step_tls),
+    StepDef("certificate", 8, step_certificate),
+    StepDef("token", 9, step_token),
+    StepDef("login", 10, step_login),
+)
+
+#: Exit code per step name (0: every step passed; 1: an unexpected error).
+EXIT_CODES = {step.name: step.exit_code for step in STEPS}
+
+#: Exit code when a step raised something no step expects (a bug: please report it).
+UNEXPECTED_EXIT_CODE = 1
+
+
+def exit_codes_text() -> str:
+    """The exit-code list as the help and the README spell it."""
+    return ", ".join(
+        f"{s.name} {s.exit_code}" + ("" if s.fatal else " (advisory: the run goes on)")
+        for s in STEPS
+    )
+
+
+def exit_code_of(steps: list[Step]) -> int:
+    """The first fatal failure's code; else an advisory failure's; else 0."""
+    failed = sorted((s for s in steps if not s.ok), key=lambda s: not s.fatal)
+    return failed[0].exit_code if failed else 0
+
+
+def diagnose(
+    url: str,
+    *,
+    timeout: float = 5.0,
+    on_step: Callable[[Step], None] | None = None,
+    whoami: bool = False,
+) -> list[Step]:
+    """Run :data:`STEPS` for ``url`` until a fatal step fails; returns the steps that ran."""
+    state = State(url, timeout, whoami)
+    steps: list[Step] = []
+    try:
+        for step in STEPS:
+            if not step.when(state):
+                continue
+            try:
+                result = Step(step.name, True, step.run(state), fatal=step.fatal)
+            except Failed as failed:
+                name = failed.step or step.name
+                result = Step(name, False, failed.detail, failed.fix, step.fatal, EXIT_CODES[name])
+            except Exception as exc:  # a bug, not a diagnosis: still one line, still a report
+                result = Step(
+                    step.name,
+                    False,
+                    f"unexpected error: {type(exc).__name__}: {exc}",
+                    "please report this as a bug of sqlalchemy-rds-iam",
+                    exit_code=UNEXPECTED_EXIT_CODE,
+                )
+            steps.append(result)
+            if on_step:
+                on_step(result)
+            if not result.ok and result.fatal:
+                break
+    finally:
+        if state.sock is not None:
+            state.sock.close()
+    return steps

@@ -3,6 +3,8 @@
     RdsIamError                       every error this package raises
     ├── ConfigurationError            bad options, raised by create_engine()/attach()
     │   ├── InsecureConnectionError   the token would travel without TLS
+    │   ├── RegionError               no region to sign for, or one the hostname contradicts
+    │   ├── TrustStoreError           the CA bundle has no root for the endpoint's region
     │   └── UnsupportedDriverError    a driver we have no table row for
     ├── CredentialsError              no AWS credentials, or they could not be loaded/refreshed
     └── TokenError                    signing the token failed
@@ -23,7 +25,9 @@ __all__ = [
     "CredentialsError",
     "InsecureConnectionError",
     "RdsIamError",
+    "RegionError",
     "TokenError",
+    "TrustStoreError",
     "UnsupportedDriverError",
 ]
 
@@ -38,6 +42,14 @@ class ConfigurationError(RdsIamError, ArgumentError, ValueError):
 
 class InsecureConnectionError(ConfigurationError):
     """The connection settings would send an IAM token without TLS."""
+
+
+class RegionError(ConfigurationError):
+    """No AWS region to sign for, or an ``aws_region`` the hostname contradicts."""
+
+
+class TrustStoreError(ConfigurationError):
+    """The default CA bundle cannot verify this endpoint (no root for its region yet)."""
 
 
 class UnsupportedDriverError(ConfigurationError):

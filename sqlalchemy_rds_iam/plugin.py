@@ -19,7 +19,7 @@ from .cabundle import default_ca_bundle, missing_region_root
 from .credentials import CredentialSource, source_for
 from .drivers import DriverSpec, driver_for
 from .endpoints import Endpoint, parse_hostname
-from .errors import ConfigurationError, InsecureConnectionError
+from .errors import ConfigurationError, InsecureConnectionError, RegionError, TrustStoreError
 from .options import (
     KEYWORD_ONLY_NAMES,
     OPTION_NAMES,
@@ -94,7 +94,7 @@ class IamConnector:
         if problem and options.iam_ca_bundle:
             logger.warning("%s", problem)  # your own bundle: maybe a tunnel's; try anyway
         elif problem:
-            raise ConfigurationError(problem)
+            raise TrustStoreError(problem)
         self.tls_mode = options.iam_tls
         self.source = source if source is not None else source_for(options, self.region)
         # Sources without the (optional) hint never veto a cached token.
@@ -134,7 +134,7 @@ class IamConnector:
         if self._key is None:
             region = self.region or self.source.region()
             if not region:
-                raise ConfigurationError(
+                raise RegionError(
                     f"no AWS region for {self.host}: it is not an RDS hostname, so give "
                     "aws_region= (URL or attach()), or set AWS_REGION / a profile region"
                 )
@@ -196,12 +196,12 @@ def _check_region(host: str, endpoint: Endpoint | None, region: str | None) -> N
     if endpoint is None:
         return
     if endpoint.region is None and not region:
-        raise ConfigurationError(
+        raise RegionError(
             f"{host} is an Aurora global writer endpoint, whose name has no region: give "
             "aws_region=<the current primary cluster's region> (URL or attach())"
         )
     if endpoint.region and region and region != endpoint.region:
-        raise ConfigurationError(
+        raise RegionError(
             f"aws_region={region} but {host} is in {endpoint.region}: AWS refuses tokens "
             "signed for another region; drop aws_region (the hostname says it) or fix it"
         )

@@ -65,16 +65,46 @@ def test_doctor_passes_every_step(rds_iam_emulator: EmulatorInfo, server: str, d
     steps = report["steps"]
     assert isinstance(steps, list)
     assert [s["name"] for s in steps] == ["options", "region", "credentials", "dns", "tcp", "tls",
-                                          "token", "login"]
+                                          "certificate", "token", "login"]
 
 
-@pytest.mark.parametrize("server", ["postgresql", "mysql"])
-def test_doctor_wrong_user_is_a_refused_login_with_the_checklist(rds_iam_emulator: EmulatorInfo,
-                                                                 server: str) -> None:
+@pytest.mark.parametrize(("server", "create", "other"), [
+    ("postgresql", "GRANT rds_iam TO nosuchuser", "AWSAuthenticationPlugin"),
+    ("mysql", "CREATE USER nosuchuser IDENTIFIED WITH AWSAuthenticationPlugin", "rds_iam"),
+])
+def test_doctor_wrong_user_is_a_refused_login_with_the_checklist(
+    rds_iam_emulator: EmulatorInfo, server: str, create: str, other: str
+) -> None:
     code, report = doctor(rds_iam_emulator.servers[server].url("nosuchuser"))
     assert (code, report["failed_step"]) == (10, "login")
     text = json.dumps(report)
-    assert "rds_iam" in text and "AWSAuthenticationPlugin" in text and "nosuchuser" in text
+    assert create in text and other not in text
+
+
+def test_doctor_master_user_is_never_made_an_iam_user(rds_iam_emulator: EmulatorInfo) -> None:
+    code, report = doctor(rds_iam_emulator.mysql.url("admin"))  # no such user here: refused
+    assert (code, report["failed_step"]) == (10, "login")
+    text = json.dumps(report)
+    assert "CREATE USER admin" not in text and "master user" in text
+
+
+def test_doctor_whoami_unreachable_still_runs_every_step(
+    rds_iam_emulator: EmulatorInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", f"http://127.0.0.1:{closed}")
+    result = cli("doctor", "--json", "--whoami", "--timeout", "2", rds_iam_emulator.postgresql.url())
+    report = json.loads(result.stdout)
+    assert [(s["name"], s["ok"]) for s in report["steps"]] == [
+        ("options", True), ("region", True), ("credentials", True), ("whoami", False),
+        ("dns", True), ("tcp", True), ("tls", True), ("certificate", True), ("token", True),
+        ("login", True)]
+    # everything else passed: the advisory failure alone picks the code
+    assert (result.returncode, report["failed_step"]) == (4, None)
 
 
 def test_doctor_ca_that_does_not_match(rds_iam_emulator: EmulatorInfo) -> None:

@@ -35,7 +35,9 @@ def test_public_surface_is_pinned() -> None:
         "IamConnector",
         "InsecureConnectionError",
         "RdsIamError",
+        "RegionError",
         "TokenError",
+        "TrustStoreError",
         "UnsupportedDriverError",
         "__version__",
         "attach",
@@ -96,7 +98,9 @@ def test_unknown_create_engine_keyword_says_did_you_mean(keyword: str, suggestio
         sa.create_engine(PG, plugins=["rds_iam"], **{keyword: "x"})
     message = str(info.value)
     assert f"{keyword!r} (did you mean {suggestion!r}?)" in message
-    assert "aws_region, aws_profile, iam_host, iam_port, iam_ca_bundle, iam_tls" in message
+    from sqlalchemy_rds_iam.options import KEYWORD_ONLY_NAMES, OPTION_NAMES
+
+    assert ", ".join(OPTION_NAMES + KEYWORD_ONLY_NAMES) in message
 
 
 def test_unknown_url_parameter_and_attach_keyword_say_did_you_mean() -> None:
