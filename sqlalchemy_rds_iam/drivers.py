@@ -330,6 +330,15 @@ def _aiomysql_connection_class() -> type[Any]:
                 )
             await super()._request_authentication()
 
+        def escape(self, obj: Any) -> Any:
+            # aiomysql 0.3.2 escapes bytes with PyMySQL's escape_bytes_prefixed, which PyMySQL
+            # 1.2.1+ replaced by a string (every bytes parameter then fails); PyMySQL 1.1 is no
+            # way out, it sends the token to a server that drops TLS. So: PyMySQL 1.2's own
+            # rendering, a hex literal (nothing in it to escape).
+            if isinstance(obj, (bytes, bytearray)):
+                return f"_binary X'{bytes(obj).hex()}'"
+            return super().escape(obj)
+
     return TlsOnlyConnection
 
 

@@ -81,7 +81,7 @@ def _guide_handler_factory(database: str) -> Any:
             )
             conn = pymysql.connect(
                 host=db_host, user=db_user, password=token, database=db_name, port=port,
-                ssl_ca=os.environ["DBCaBundle"], ssl_verify_identity=True,
+                ssl_ca=os.environ["DBCaBundle"], ssl_verify_cert=True, ssl_verify_identity=True,
             )
             try:
                 with conn.cursor() as cur:
@@ -111,7 +111,7 @@ def _guide_orm_handler_factory(database: str) -> Any:
     tls = (
         {"sslmode": "verify-full", "sslrootcert": ca}
         if postgres
-        else {"ssl_ca": ca, "ssl_verify_identity": True}
+        else {"ssl_ca": ca, "ssl_verify_cert": True, "ssl_verify_identity": True}
     )
     engine = create_engine(
         url, pool_size=1, max_overflow=0, pool_pre_ping=True, pool_recycle=900,

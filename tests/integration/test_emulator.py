@@ -96,6 +96,7 @@ def connect(server: ServerInfo, user: str, password: str, *, tls: bool = True) -
             user=user,
             password=password,
             ssl_ca=server.ca_path,
+            ssl_verify_cert=True,  # PyMySQL 1.1 (what aiomysql needs) does not imply it
             ssl_verify_identity=True,
             connect_timeout=10,
         )
