@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 COMPAT_PYTHON ?= $(firstword $(wildcard /root/.pyenv/versions/3.10.*/bin/python3) $(PYTHON))
 COMPAT_VENV   ?= .venv-compat
 
-.PHONY: all system venv test lint unit compat demo bench clean
+.PHONY: all system venv test lint unit package compat demo bench clean
 
 all: test
 
@@ -41,7 +41,7 @@ $(STAMP): pyproject.toml
 venv: system $(STAMP)
 
 lint: venv
-	$(VENV)/bin/ruff check sqlalchemy_rds_iam tests examples bench
+	$(VENV)/bin/ruff check sqlalchemy_rds_iam tests examples bench tools
 	$(VENV)/bin/mypy
 
 unit: venv
@@ -49,7 +49,12 @@ unit: venv
 
 test: venv lint
 	$(PY) -m pytest
+	$(MAKE) package
 	$(MAKE) compat
+
+# The package as pip users get it: sdist, wheel from it, installed into a fresh venv and checked.
+package: venv
+	$(PY) tools/check_package.py
 
 $(COMPAT_VENV)/.installed: pyproject.toml
 	$(COMPAT_PYTHON) -m venv $(COMPAT_VENV)
