@@ -28,7 +28,7 @@ from dataclasses import dataclass
 __all__ = ["KINDS", "REGION_PATTERN", "Endpoint", "is_region", "parse_hostname", "partition_of"]
 
 #: Region names as AWS spells them: us-east-1, us-gov-west-1, cn-north-1, us-isob-east-1 ...
-REGION_PATTERN = r"[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9]+"  # [0-9]: \\d takes any Unicode digit
+REGION_PATTERN = r"[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9]+"  # [0-9]: \d is any Unicode digit
 _REGION_RE = re.compile(rf"^{REGION_PATTERN}$")
 _R = REGION_PATTERN
 
