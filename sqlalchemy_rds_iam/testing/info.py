@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from sqlalchemy_rds_iam.testing.errors import ServerNotRunningError
 from sqlalchemy_rds_iam.testing.verifier import token_fingerprint
 
-__all__ = ["EmulatorInfo", "Identity", "ServerInfo", "Verification"]
+__all__ = ["EmulatorInfo", "Identity", "ServerInfo", "ServerMap", "Verification"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,18 @@ class Identity:
 
     def __repr__(self) -> str:
         return f"Identity(name={self.name!r}, access_key_id={self.access_key_id!r})"
+
+    @classmethod
+    def parse(cls, spec: str) -> Identity:
+        """``NAME=ACCESS_KEY_ID:SECRET[:SESSION_TOKEN]`` (``emulator start --identity``)."""
+        name, eq, keys = spec.partition("=")
+        parts = keys.split(":", 2)
+        if not eq or not name or len(parts) < 2 or not all(parts):
+            raise ValueError(
+                "an identity is NAME=ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN], got "
+                f"{name or spec[:20]!r}..."
+            )
+        return cls(name, parts[0], parts[1], parts[2] if len(parts) == 3 else None)
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,14 @@ class Verification:
 
 
 _DEFAULT_DRIVERS = {"postgresql": "psycopg2", "mysql": "pymysql"}
+# URL query that makes each driver verify the server's certificate chain and name.
+_LIBPQ_TLS = {"sslmode": "verify-full", "sslrootcert": "{ca}"}
+_PASSWORD_TLS: dict[str, dict[str, str]] = {
+    "psycopg2": _LIBPQ_TLS,
+    "psycopg": _LIBPQ_TLS,
+    "pymysql": {"ssl_ca": "{ca}", "ssl_verify_identity": "true"},
+    "mysqldb": {"ssl_ca": "{ca}", "ssl_mode": "VERIFY_IDENTITY"},
+}
 
 
 @dataclass(frozen=True)
@@ -73,6 +94,9 @@ class ServerInfo:
     region: str
     pam_service: str
     verifier_log: str
+    #: A user outside ``rds_iam`` that logs in with :attr:`password` (None on PgBouncer).
+    password_user: str | None = None
+    password: str | None = field(default=None, repr=False)
 
     @property
     def endpoint(self) -> str:
@@ -108,6 +132,27 @@ class ServerInfo:
             f"/{self.database}{suffix}"
         )
 
+    def password_url(self, driver: str | None = None, **query: str) -> str:
+        """An SQLAlchemy URL for the password user, without the plugin, over verified TLS.
+
+        The TLS options are the libpq ones (psycopg2, psycopg) or PyMySQL/mysqlclient's
+        ``ssl_ca``; other drivers need their own in ``query``. For comparing an IAM login
+        with a password login on the same server.
+        """
+        if self.password_user is None or self.password is None:
+            raise ServerNotRunningError(
+                f"{self.name} password login", "only PostgreSQL and MariaDB have a password user"
+            )
+        driver = driver or _DEFAULT_DRIVERS[self.dialect]
+        options = dict(_PASSWORD_TLS.get(driver, {}))
+        options = {k: v.format(ca=self.ca_path) for k, v in options.items()}
+        options.update(query)
+        suffix = "?" + urlencode(options, safe="/") if options else ""
+        return (
+            f"{self.dialect}+{driver}://{quote(self.password_user, safe='')}:"
+            f"{quote(self.password, safe='')}@{self.host}:{self.port}/{self.database}{suffix}"
+        )
+
     def log_offset(self) -> int:
         """The verifier log's current size: pass it to :meth:`verifications` later."""
         try:
@@ -138,6 +183,16 @@ class ServerInfo:
         return result
 
 
+class ServerMap(dict[str, ServerInfo]):
+    """``info.servers``: a dict whose missing entries raise :class:`ServerNotRunningError`."""
+
+    skipped: dict[str, str]
+
+    def __missing__(self, name: str) -> ServerInfo:
+        reason = getattr(self, "skipped", {}).get(name, "not started (see servers=)")
+        raise ServerNotRunningError(name, reason)
+
+
 @dataclass(frozen=True)
 class EmulatorInfo:
     """Everything a client needs: servers, CA bundle, region and identities to sign with."""
@@ -147,10 +202,19 @@ class EmulatorInfo:
     ca_path: str
     identities: dict[str, Identity] = field(default_factory=dict)
     servers: dict[str, ServerInfo] = field(default_factory=dict)
+    #: Servers left out, with why (e.g. ``{"pgbouncer": "not installed (Debian: pgbouncer)"}``).
+    skipped: dict[str, str] = field(default_factory=dict)
+    #: New IAM tokens per second each server accepts before throttling; None: no limit.
+    rate_limit: int | None = None
+
+    def __post_init__(self) -> None:
+        servers = ServerMap(self.servers)
+        servers.skipped = dict(self.skipped)
+        object.__setattr__(self, "servers", servers)
 
     @property
     def postgresql(self) -> ServerInfo:
-        """The PostgreSQL server (PAM on ``hostssl`` lines, as RDS PostgreSQL does)."""
+        """The PostgreSQL server: IAM (PAM) for ``rds_iam`` members, SCRAM for others."""
         return self.servers["postgresql"]
 
     @property
@@ -178,7 +242,9 @@ class EmulatorInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; :meth:`from_dict` reads it back."""
-        return asdict(self)
+        data = asdict(self)
+        data["servers"] = dict(data["servers"])
+        return data
 
     def to_json(self, indent: int | None = 2) -> str:
         """The info as JSON, e.g. for ``emulator start --json``."""
@@ -201,6 +267,8 @@ class EmulatorInfo:
             ca_path=data["ca_path"],
             identities=identities,
             servers=servers,
+            skipped=dict(data.get("skipped", {})),
+            rate_limit=data.get("rate_limit"),
         )
 
     @classmethod

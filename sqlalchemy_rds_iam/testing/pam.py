@@ -1,10 +1,11 @@
 """The emulator's PAM service files: written on start, removed (and any original restored) on stop.
 
-Each file sends the password (the IAM token) to the verifier script on stdin through
-``pam_exec.so expose_authtok``. A marker line names the owning state directory, so that a
-later run can tell its own (possibly stale) files from the machine's: it never deletes a file
-it did not write, and it backs up a pre-existing one (PgBouncer's service name is fixed to
-``pgbouncer``) to restore it on stop.
+Each file loads the emulator's PAM module, which sends the password (the IAM token) to the
+verifier process (see :mod:`~sqlalchemy_rds_iam.testing.wiring`). A marker line names the
+owning state directory, so that a later run can tell its own (possibly stale) files from the
+machine's: it never deletes a file it did not write, and it backs up a pre-existing one to
+restore it on stop. PgBouncer, whose service name is fixed, gets its file in a private mount
+namespace instead (see :class:`~sqlalchemy_rds_iam.testing.servers.PgBouncerServer`).
 """
 
 from __future__ import annotations
@@ -13,29 +14,18 @@ import os
 import shutil
 from pathlib import Path
 
-from sqlalchemy_rds_iam.testing.errors import EmulatorError
-
 __all__ = ["MARKER", "install", "owner_of", "remove", "service_text"]
 
 PAM_DIR = Path("/etc/pam.d")
 MARKER = "# sqlalchemy-rds-iam emulator, state_dir="
-PYTHON = "/usr/bin/python3"
 
 
-def service_text(state_dir: Path, verifier: Path, config: Path, service: str) -> str:
-    """The PAM stack for one server: the verifier decides, account checks are a no-op."""
-    for part in (verifier, config):
-        if any(c.isspace() for c in str(part)):
-            # pam_exec splits its arguments on white space, with no quoting.
-            raise EmulatorError(f"the emulator's state directory must not contain spaces: {part}")
-    # -I -S: isolated mode (no PYTHON* variables, no user site) and no site import: the
-    # verifier is standard library only, and this saves startup time on every login.
+def service_text(state_dir: Path, stack: str) -> str:
+    """A PAM file: the owner marker, then ``stack`` (see :func:`wiring.pam_stack`)."""
     return (
         f"{MARKER}{state_dir}\n"
         "# Written by sqlalchemy_rds_iam.testing; `sqlalchemy-rds-iam emulator stop` removes it.\n"
-        f"auth required pam_exec.so expose_authtok quiet {PYTHON} -I -S {verifier}"
-        f" --config {config} --service {service}\n"
-        "account required pam_permit.so\n"
+        + stack
     )
 
 

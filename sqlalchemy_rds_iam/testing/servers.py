@@ -18,16 +18,20 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
+from sqlalchemy_rds_iam.testing.certs import TlsFiles
 from sqlalchemy_rds_iam.testing.errors import EmulatorError, ServerBinariesMissingError
 
 __all__ = [
     "Binaries",
+    "DatabaseServer",
     "MariaDbServer",
     "PgBouncerServer",
     "PostgresServer",
+    "Server",
     "find_binaries",
     "free_port",
     "process_alive",
@@ -35,31 +39,68 @@ __all__ = [
 ]
 
 IAM_USERS = ("iamuser", "iamuser2")
+#: A user outside ``rds_iam`` that logs in with a password (SCRAM on PostgreSQL), as on RDS.
+PASSWORD_USER = "pwuser"  # noqa: S105 -- a user name; its password is random
 DATABASE = "app"
+SERVER_NAMES = ("postgresql", "mysql", "pgbouncer")
+#: Passwords this long arrive cut: PgBouncer copies at most MAX_PASSWORD - 1 = 2047 bytes
+#: (1.18; compiled in). PostgreSQL and MariaDB pass tokens of 64 KB whole.
+MAX_PASSWORD = {"pgbouncer": 2047}
 _ENV_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _PLUGIN_DIR = Path("/usr/lib/mysql/plugin")
+#: The Debian packages that provide each server, for messages about a missing one.
+DEBIAN_PACKAGES = {
+    "postgresql": "postgresql postgresql-client",
+    "mysql": "mariadb-server mariadb-client",
+    "pgbouncer": "pgbouncer",
+    "pam": "gcc libpam0g-dev",
+}
 
 
 @dataclass(frozen=True)
 class Binaries:
-    """Absolute paths of the programs the emulator runs."""
+    """Absolute paths of the programs the emulator runs; empty where not installed."""
 
-    pg_bin: Path
+    pg_bin: Path | None
     mariadbd: str
     mariadb_install_db: str
     mariadb_client: str
     pgbouncer: str
     mariadb_pam_plugin: str
+    #: Server name to what is missing for it, e.g. ``{"pgbouncer": "pgbouncer"}``.
+    missing: dict[str, str] = field(default_factory=dict)
 
     @property
     def pg_version(self) -> str:
         """The PostgreSQL major version, from ``/usr/lib/postgresql/<version>/bin``."""
-        return self.pg_bin.parent.name
+        return self.pg_bin.parent.name if self.pg_bin else ""
+
+    @property
+    def available(self) -> tuple[str, ...]:
+        """The servers this machine can run, in start order."""
+        return tuple(n for n in SERVER_NAMES if n not in self.missing)
+
+    def require(self, names: Sequence[str]) -> None:
+        """Raise :class:`ServerBinariesMissingError` if any of ``names`` cannot run."""
+        gaps = [f"{n}: {self.missing[n]}" for n in names if n in self.missing]
+        if gaps:
+            packages = " ".join(
+                DEBIAN_PACKAGES[n] for n in dict.fromkeys(names) if n in self.missing
+            )
+            raise ServerBinariesMissingError(gaps, packages)
+
+
+def _which(*names: str) -> str:
+    for name in names:
+        found = shutil.which(name, path=_ENV_PATH)
+        if found:
+            return found
+    return ""
 
 
 def find_binaries() -> Binaries:
-    """Locate the server programs; raise :class:`ServerBinariesMissingError` naming the gaps."""
-    missing: list[str] = []
+    """Locate the server programs; what is missing is listed per server, not raised."""
+    missing: dict[str, str] = {}
     pg_bins = sorted(
         glob.glob("/usr/lib/postgresql/*/bin/initdb"),
         key=lambda p: (
@@ -69,26 +110,13 @@ def find_binaries() -> Binaries:
     override = os.environ.get("SQLALCHEMY_RDS_IAM_PG_BIN")
     pg_bin = Path(override) if override else (Path(pg_bins[-1]).parent if pg_bins else None)
     if pg_bin is None or not all((pg_bin / p).exists() for p in ("initdb", "pg_ctl", "psql")):
-        missing.append("PostgreSQL server (initdb, pg_ctl, psql)")
-
-    def which(*names: str) -> str:
-        for name in names:
-            found = shutil.which(name, path=_ENV_PATH)
-            if found:
-                return found
-        missing.append(names[0])
-        return ""
-
-    mariadbd = which("mariadbd", "mysqld")
-    install_db = which("mariadb-install-db", "mysql_install_db")
-    client = which("mariadb", "mysql")
-    pgbouncer = which("pgbouncer")
-    if not os.path.exists("/usr/bin/python3"):
-        missing.append("/usr/bin/python3")
-    if not glob.glob("/usr/lib/*/security/pam_exec.so") + glob.glob("/lib/*/security/pam_exec.so"):
-        missing.append("pam_exec.so (libpam-modules)")
+        missing["postgresql"] = "PostgreSQL server (initdb, pg_ctl, psql)"
+        pg_bin = None
+    mariadbd = _which("mariadbd", "mysqld")
+    install_db = _which("mariadb-install-db", "mysql_install_db")
+    client = _which("mariadb", "mysql")
     # auth_pam (v2) needs its setuid helper; where the package lacks it, v1 runs PAM inside
-    # mariadbd, which is enough for pam_exec (it runs as the server user either way).
+    # mariadbd, which is enough: the PAM module only talks to the verifier's socket.
     if (_PLUGIN_DIR / "auth_pam_tool_dir" / "auth_pam_tool").exists() and (
         _PLUGIN_DIR / "auth_pam.so"
     ).exists():
@@ -97,11 +125,26 @@ def find_binaries() -> Binaries:
         plugin = "auth_pam_v1"
     else:
         plugin = ""
-        if mariadbd:
-            missing.append(f"MariaDB PAM plugin ({_PLUGIN_DIR}/auth_pam*.so)")
-    if missing or pg_bin is None:
-        raise ServerBinariesMissingError(missing)
-    return Binaries(pg_bin, mariadbd, install_db, client, pgbouncer, plugin)
+    my_gaps = [
+        what
+        for what, found in (
+            ("mariadbd", mariadbd),
+            ("mariadb-install-db", install_db),
+            ("mariadb client", client),
+            (f"PAM plugin {_PLUGIN_DIR}/auth_pam*.so", plugin),
+        )
+        if not found
+    ]
+    if my_gaps:
+        missing["mysql"] = "MariaDB (" + ", ".join(my_gaps) + ")"
+    pgbouncer = _which("pgbouncer")
+    if not pgbouncer:
+        missing["pgbouncer"] = "pgbouncer"
+    elif "postgresql" in missing:
+        missing["pgbouncer"] = "PostgreSQL, which PgBouncer fronts"
+    elif not (_which("unshare") and _which("setpriv")):
+        missing["pgbouncer"] = "unshare and setpriv (util-linux), for PgBouncer's own /etc/pam.d"
+    return Binaries(pg_bin, mariadbd, install_db, client, pgbouncer, plugin, missing)
 
 
 def free_port() -> int:
@@ -112,7 +155,7 @@ def free_port() -> int:
         return port
 
 
-def _user_ids(user: str) -> tuple[int, int]:
+def user_ids(user: str) -> tuple[int, int]:
     try:
         entry = pwd.getpwnam(user)
     except KeyError as exc:
@@ -124,7 +167,7 @@ def _user_ids(user: str) -> tuple[int, int]:
 
 def chown(path: Path, user: str, mode: int | None = None) -> None:
     """Give ``path`` to ``user`` (and optionally set its mode)."""
-    uid, gid = _user_ids(user)
+    uid, gid = user_ids(user)
     os.chown(path, uid, gid)
     if mode is not None:
         path.chmod(mode)
@@ -159,7 +202,7 @@ def run_as(
     timeout: float = 120,
 ) -> str:
     """Run a setup command as ``user``; raise :class:`EmulatorError` with its output on failure."""
-    uid, gid = _user_ids(user)
+    uid, gid = user_ids(user)
     try:
         proc = subprocess.run(  # noqa: S603 -- fixed argv built by the emulator
             list(argv),
@@ -184,13 +227,15 @@ def run_as(
     return proc.stdout
 
 
-def spawn_detached(user: str, argv: Sequence[str], *, cwd: Path, log: Path) -> int:
-    """Start a long-running server as ``user``, detached from us; return its pid.
+def spawn_detached(user: str | None, argv: Sequence[str], *, cwd: Path, log: Path) -> int:
+    """Start a long-running process as ``user`` (None: root), detached from us; return its pid.
 
-    ``sh`` backgrounds the server and exits, so the server is reparented to init: it outlives
-    the caller and never becomes the caller's zombie when it is stopped.
+    ``sh`` backgrounds the process and exits, so the process is reparented to init: it
+    outlives the caller and never becomes the caller's zombie when it is stopped.
     """
-    uid, gid = _user_ids(user)
+    uid = gid = None
+    if user is not None:
+        uid, gid = user_ids(user)
     env = _env(cwd)
     env["EMULATOR_LOG"] = str(log)
     proc = subprocess.run(  # noqa: S603 -- fixed argv built by the emulator
@@ -201,7 +246,7 @@ def spawn_detached(user: str, argv: Sequence[str], *, cwd: Path, log: Path) -> i
         env=env,
         user=uid,
         group=gid,
-        extra_groups=[],
+        extra_groups=None if user is None else [],
         start_new_session=True,
         timeout=30,
         check=False,
@@ -209,6 +254,12 @@ def spawn_detached(user: str, argv: Sequence[str], *, cwd: Path, log: Path) -> i
     if proc.returncode != 0 or not proc.stdout.strip().isdigit():
         raise EmulatorError(f"could not start {argv[0]}: {proc.stderr.strip()}")
     return int(proc.stdout.strip())
+
+
+def _named(argv0: str, names: Sequence[str]) -> bool:
+    """Whether ``argv0``'s basename is one of ``names`` (``"python*"``: a prefix)."""
+    base = os.path.basename(argv0)
+    return any(base.startswith(n[:-1]) if n.endswith("*") else base == n for n in names)
 
 
 def process_alive(pid: int, names: Sequence[str] = ()) -> bool:
@@ -222,11 +273,11 @@ def process_alive(pid: int, names: Sequence[str] = ()) -> bool:
         return False
     if stat.rpartition(")")[2].split()[:1] == ["Z"]:
         return False
-    return not names or os.path.basename(argv0) in names
+    return not names or _named(argv0, names)
 
 
-def processes_under(directory: Path, names: Sequence[str]) -> list[int]:
-    """Pids of ``names`` processes whose command line mentions ``directory``.
+def processes_under(directory: Path, names: Sequence[str], *, arg: str | None = None) -> list[int]:
+    """Pids of ``names`` processes whose command line mentions ``directory`` (or has ``arg``).
 
     Used to clean up after a run that crashed before it recorded its pids.
     """
@@ -240,7 +291,8 @@ def processes_under(directory: Path, names: Sequence[str]) -> list[int]:
                 argv = fh.read().decode("utf-8", "replace").split("\0")
         except OSError:
             continue
-        if os.path.basename(argv[0]) in names and any(needle in a for a in argv[1:]):
+        wanted = arg in argv[1:] if arg is not None else any(needle in a for a in argv[1:])
+        if _named(argv[0], names) and wanted:
             found.append(int(entry))
     return found
 
@@ -299,15 +351,75 @@ def _pg_quote(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
+def _sql_quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
 @dataclass
-class PostgresServer:
-    """A private PostgreSQL cluster: PAM on ``hostssl`` lines, trust on its private socket."""
+class Server:
+    """What every emulated server has: a directory, a port, a system user, TLS files, a log.
+
+    :meth:`start` returns the pid of the long-running process; the emulator records it
+    before anything else can fail, and stops it with :attr:`stop_signal`.
+    """
+
+    name: ClassVar[str]
+    #: argv[0] basenames of the server's main process, to tell it from a recycled pid.
+    process_names: ClassVar[tuple[str, ...]]
+    stop_signal: ClassVar[int] = signal.SIGTERM
+    log_name: ClassVar[str]
 
     root: Path
     port: int
-    pam_service: str
     bins: Binaries
-    user: str = "postgres"
+
+    user: ClassVar[str] = "postgres"
+
+    @property
+    def log(self) -> Path:
+        return self.root / self.log_name
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.root / "tls"
+
+    def prepare(self, tls: TlsFiles) -> None:
+        """Create the server's directory and its private copy of the TLS files."""
+        make_dir(self.root, self.user, 0o755)
+        make_dir(self.tls_dir, self.user, 0o700)
+        for src, name, mode in (
+            (tls.server_cert, "server.crt", 0o644),
+            (tls.server_key, "server.key", 0o600),  # servers refuse a readable key
+            (tls.ca_cert, "ca.pem", 0o644),
+        ):
+            shutil.copyfile(src, self.tls_dir / name)
+            chown(self.tls_dir / name, self.user, mode)
+
+    def start(self, tls: TlsFiles, record: Callable[[int], None]) -> None:
+        """Start the server; call ``record(pid)`` as soon as its process exists."""
+        raise NotImplementedError
+
+
+@dataclass
+class DatabaseServer(Server):
+    """A database with IAM users (PAM, via the emulator's module) and one password user."""
+
+    pam_service: str = ""
+    password: str = ""
+
+    def setup_sql(self) -> str:
+        """Statements that create the database, the IAM users and the password user."""
+        raise NotImplementedError
+
+
+@dataclass
+class PostgresServer(DatabaseServer):
+    """A private PostgreSQL cluster: IAM (PAM) for ``rds_iam`` members, SCRAM for the rest."""
+
+    name: ClassVar[str] = "postgresql"
+    process_names: ClassVar[tuple[str, ...]] = ("postgres",)
+    stop_signal: ClassVar[int] = signal.SIGINT  # fast shutdown
+    log_name: ClassVar[str] = "postgresql.log"
 
     @property
     def data(self) -> Path:
@@ -317,45 +429,29 @@ class PostgresServer:
     def socket_dir(self) -> Path:
         return self.root / "run"
 
-    @property
-    def log(self) -> Path:
-        return self.root / "postgresql.log"
+    def _psql(self, database: str, sql: str) -> None:
+        assert self.bins.pg_bin is not None
+        argv = [str(self.bins.pg_bin / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+        argv += ["-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres", "-d", database]
+        run_as(self.user, argv, stdin=sql, cwd=self.root)
 
-    def start(self, cert: Path, key: Path) -> int:
-        """initdb, configure, start and create the IAM roles and database; return the pid."""
-        make_dir(self.root, self.user, 0o755)
-        make_dir(self.socket_dir, self.user, 0o700)
-        tls_dir = make_dir(self.root / "tls", self.user, 0o700)
-        shutil.copyfile(cert, tls_dir / "server.crt")
-        shutil.copyfile(key, tls_dir / "server.key")
-        chown(tls_dir / "server.crt", self.user, 0o644)
-        chown(tls_dir / "server.key", self.user, 0o600)  # PostgreSQL refuses a readable key
+    def start(self, tls: TlsFiles, record: Callable[[int], None]) -> None:
+        """initdb, configure, start, then create roles and database."""
+        assert self.bins.pg_bin is not None
         bin_ = self.bins.pg_bin
-        run_as(
-            self.user,
-            [
-                str(bin_ / "initdb"),
-                "-D",
-                str(self.data),
-                "-U",
-                "postgres",
-                "-E",
-                "UTF8",
-                "--no-locale",
-                "--no-sync",
-                "--auth=reject",
-            ],
-            cwd=self.root,
-        )
+        make_dir(self.socket_dir, self.user, 0o700)
+        initdb = [str(bin_ / "initdb"), "-D", str(self.data), "-U", "postgres", "-E", "UTF8"]
+        run_as(self.user, [*initdb, "--no-locale", "--no-sync", "--auth=reject"], cwd=self.root)
         conf = f"""
 # sqlalchemy-rds-iam emulator: private instance, never the system cluster.
 listen_addresses = '127.0.0.1'
 port = {self.port}
 unix_socket_directories = {_pg_quote(str(self.socket_dir))}
 ssl = on
-ssl_cert_file = {_pg_quote(str(tls_dir / "server.crt"))}
-ssl_key_file = {_pg_quote(str(tls_dir / "server.key"))}
-max_connections = 100
+ssl_cert_file = {_pg_quote(str(self.tls_dir / "server.crt"))}
+ssl_key_file = {_pg_quote(str(self.tls_dir / "server.key"))}
+password_encryption = 'scram-sha-256'
+max_connections = 300
 shared_buffers = 32MB
 # Throwaway data: durability is not worth the time.
 fsync = off
@@ -365,70 +461,51 @@ log_connections = on
 """
         with open(self.data / "postgresql.conf", "a", encoding="utf-8") as fh:
             fh.write(conf)
-        hba = f"""# sqlalchemy-rds-iam emulator: IAM logins only over TLS, verified by PAM.
-# The unix socket lives in a directory only {self.user} can enter (setup, PgBouncer).
-local     all all                trust
-hostssl   all all 127.0.0.1/32   pam pamservice={self.pam_service}
-hostssl   all all ::1/128        pam pamservice={self.pam_service}
-hostnossl all all all            reject
+        # As on RDS: members of rds_iam log in with a token, everyone else with a password;
+        # both only over TLS. The unix socket is in a directory only the server user enters.
+        pam = f"pam pamservice={self.pam_service}"
+        hba = f"""# sqlalchemy-rds-iam emulator: IAM for rds_iam members, SCRAM for others.
+local     all all                     trust
+hostssl   all +rds_iam 127.0.0.1/32   {pam}
+hostssl   all +rds_iam ::1/128        {pam}
+hostssl   all all      127.0.0.1/32   scram-sha-256
+hostssl   all all      ::1/128        scram-sha-256
+hostnossl all all      all            reject
 """
         (self.data / "pg_hba.conf").write_text(hba, encoding="utf-8")
-        run_as(
-            self.user,
-            [
-                str(bin_ / "pg_ctl"),
-                "-D",
-                str(self.data),
-                "-l",
-                str(self.log),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-            cwd=self.root,
-            timeout=90,
-        )
-        pid = int((self.data / "postmaster.pid").read_text().split()[0])
-        users = "\n".join(f"CREATE ROLE {u} LOGIN; GRANT rds_iam TO {u};" for u in IAM_USERS)
+        pg_ctl = [str(bin_ / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w"]
+        try:
+            run_as(self.user, [*pg_ctl, "-t", "60", "start"], cwd=self.root, timeout=90)
+        finally:
+            pid_file = self.data / "postmaster.pid"
+            if pid_file.exists():
+                record(int(pid_file.read_text().split()[0]))
+        self._psql("postgres", self.setup_sql())
         grants = "\n".join(
-            f"GRANT ALL ON SCHEMA public TO {u}; GRANT ALL ON DATABASE {DATABASE} TO {u};"
-            for u in IAM_USERS
+            f"GRANT ALL ON SCHEMA public TO {u};" for u in (*IAM_USERS, PASSWORD_USER)
         )
-        psql = [
-            str(bin_ / "psql"),
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            str(self.socket_dir),
-            "-p",
-            str(self.port),
-            "-U",
-            "postgres",
-        ]
-        # As on RDS: IAM users are LOGIN roles without a password, members of rds_iam.
-        run_as(
-            self.user,
-            [*psql, "-d", "postgres"],
-            stdin=f"CREATE ROLE rds_iam NOLOGIN;\n{users}\n"
-            f"CREATE DATABASE {DATABASE} OWNER {IAM_USERS[0]};\n",
-            cwd=self.root,
+        self._psql(DATABASE, grants)
+
+    def setup_sql(self) -> str:
+        iam = "\n".join(f"CREATE ROLE {u} LOGIN; GRANT rds_iam TO {u};" for u in IAM_USERS)
+        return (
+            f"CREATE ROLE rds_iam NOLOGIN;\n{iam}\n"
+            f"CREATE ROLE {PASSWORD_USER} LOGIN PASSWORD {_sql_quote(self.password)};\n"
+            f"CREATE DATABASE {DATABASE} OWNER {IAM_USERS[0]};\n"
+            + "".join(
+                f"GRANT ALL ON DATABASE {DATABASE} TO {u};\n" for u in (*IAM_USERS, PASSWORD_USER)
+            )
         )
-        run_as(self.user, [*psql, "-d", DATABASE], stdin=grants, cwd=self.root)
-        return pid
 
 
 @dataclass
-class MariaDbServer:
+class MariaDbServer(DatabaseServer):
     """A private MariaDB: ``auth_pam`` with the cleartext client plugin, as RDS MySQL asks."""
 
-    root: Path
-    port: int
-    pam_service: str
-    bins: Binaries
-    user: str = "mysql"
+    name: ClassVar[str] = "mysql"
+    process_names: ClassVar[tuple[str, ...]] = ("mariadbd", "mysqld")
+    log_name: ClassVar[str] = "mariadb.log"
+    user: ClassVar[str] = "mysql"
 
     @property
     def data(self) -> Path:
@@ -437,10 +514,6 @@ class MariaDbServer:
     @property
     def socket(self) -> Path:
         return self.root / "run" / "mariadbd.sock"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "mariadb.log"
 
     @property
     def defaults_file(self) -> Path:
@@ -479,18 +552,9 @@ class MariaDbServer:
             return False
         return True
 
-    def start(self, cert: Path, key: Path, ca: Path) -> int:
-        """Install the datadir, start mariadbd, create IAM users and database; return the pid."""
-        make_dir(self.root, self.user, 0o755)
+    def start(self, tls: TlsFiles, record: Callable[[int], None]) -> None:
+        """Install the datadir, start mariadbd, create users and database."""
         make_dir(self.socket.parent, self.user, 0o755)
-        tls_dir = make_dir(self.root / "tls", self.user, 0o700)
-        for src, name, mode in (
-            (cert, "server.crt", 0o644),
-            (key, "server.key", 0o600),
-            (ca, "ca.pem", 0o644),
-        ):
-            shutil.copyfile(src, tls_dir / name)
-            chown(tls_dir / name, self.user, mode)
         cnf = f"""# sqlalchemy-rds-iam emulator: private instance, never the system server.
 [mysqld]
 datadir = {self.data}
@@ -503,11 +567,12 @@ skip-name-resolve
 # plain connection, so a client that sends a token without TLS has already leaked it.
 require-secure-transport = ON
 log-error = {self.log}
-ssl-cert = {tls_dir / "server.crt"}
-ssl-key = {tls_dir / "server.key"}
-ssl-ca = {tls_dir / "ca.pem"}
+ssl-cert = {self.tls_dir / "server.crt"}
+ssl-key = {self.tls_dir / "server.key"}
+ssl-ca = {self.tls_dir / "ca.pem"}
 plugin-load-add = {self.bins.mariadb_pam_plugin}
 pam-use-cleartext-plugin = ON
+max-connections = 300
 innodb-buffer-pool-size = 32M
 innodb-log-file-size = 16M
 innodb-flush-log-at-trx-commit = 0
@@ -530,38 +595,45 @@ skip-log-bin
             cwd=self.root,
             log=self.log,
         )
+        record(pid)
         wait_until(self._ready, what="mariadbd", pid=pid, log=self.log, timeout=60)
-        users = "\n".join(
+        self._client(self.setup_sql())
+
+    def setup_sql(self) -> str:
+        iam = "\n".join(
             f"CREATE USER '{u}'@'%' IDENTIFIED VIA pam USING '{self.pam_service}' REQUIRE SSL;\n"
             f"GRANT ALL ON `{DATABASE}`.* TO '{u}'@'%';"
             for u in IAM_USERS
         )
         # Anonymous users would shadow user@'%' for local logins: drop them.
-        self._client(
+        return (
             "DELETE FROM mysql.global_priv WHERE User = '';\nFLUSH PRIVILEGES;\n"  # noqa: S608
-            f"CREATE DATABASE `{DATABASE}`;\n{users}\n"
+            f"CREATE DATABASE `{DATABASE}`;\n{iam}\n"
+            f"CREATE USER '{PASSWORD_USER}'@'%' IDENTIFIED BY {_sql_quote(self.password)} "
+            f"REQUIRE SSL;\nGRANT ALL ON `{DATABASE}`.* TO '{PASSWORD_USER}'@'%';\n"
         )
-        return pid
 
 
 @dataclass
-class PgBouncerServer:
-    """PgBouncer with PAM auth and client TLS in front of PostgreSQL: the RDS Proxy stand-in."""
+class PgBouncerServer(Server):
+    """PgBouncer with PAM auth and client TLS in front of PostgreSQL: the RDS Proxy stand-in.
 
-    root: Path
-    port: int
-    postgres: PostgresServer
-    bins: Binaries
-    user: str = "postgres"
+    PgBouncer's PAM service name is compiled in (``pgbouncer``), so it runs in a private
+    mount namespace where ``pam_dir`` is bound over ``/etc/pam.d``: several emulators can
+    run PgBouncer at once, and the machine's ``/etc/pam.d/pgbouncer`` is never touched.
+    """
 
-    @property
-    def log(self) -> Path:
-        return self.root / "pgbouncer.log"
+    name: ClassVar[str] = "pgbouncer"
+    process_names: ClassVar[tuple[str, ...]] = ("pgbouncer",)
+    log_name: ClassVar[str] = "pgbouncer.log"
 
-    def start(self, cert: Path, key: Path, ca: Path) -> int:
-        """Write the config and start pgbouncer (PAM service ``pgbouncer``); return the pid."""
-        make_dir(self.root, self.user, 0o755)
-        tls = self.postgres.root / "tls"
+    postgres: PostgresServer | None = None
+    #: Directory holding this PgBouncer's ``pgbouncer`` PAM file.
+    pam_dir: Path | None = None
+
+    def start(self, tls: TlsFiles, record: Callable[[int], None]) -> None:
+        """Write the config and start pgbouncer in its own mount namespace."""
+        assert self.postgres is not None and self.pam_dir is not None
         backend = f"host={self.postgres.socket_dir} port={self.postgres.port}"
         ini = f"""\
 ; sqlalchemy-rds-iam emulator: IAM token to PgBouncer, trusted socket to PostgreSQL
@@ -575,22 +647,43 @@ listen_port = {self.port}
 unix_socket_dir =
 auth_type = pam
 client_tls_sslmode = require
-client_tls_cert_file = {tls / "server.crt"}
-client_tls_key_file = {tls / "server.key"}
-client_tls_ca_file = {ca}
+client_tls_cert_file = {self.tls_dir / "server.crt"}
+client_tls_key_file = {self.tls_dir / "server.key"}
+client_tls_ca_file = {self.tls_dir / "ca.pem"}
 server_tls_sslmode = disable
 pool_mode = session
-max_client_conn = 200
+max_client_conn = 400
 default_pool_size = 20
+; the verifier's wake-up connections (see verifier.VerifierService._wake) are not news
+log_connections = 0
+log_disconnections = 0
 ignore_startup_parameters = extra_float_digits,options,search_path
 logfile = {self.log}
 pidfile = {self.root / "pgbouncer.pid"}
 """
         ini_path = write_file(self.root / "pgbouncer.ini", ini, self.user, 0o644)
-        pid = spawn_detached(
-            self.user, [self.bins.pgbouncer, str(ini_path)], cwd=self.root, log=self.log
-        )
+        write_file(self.log, "", self.user, 0o644)
+        uid, gid = user_ids(self.user)
+        argv = [
+            _which("unshare"),
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "/bin/sh",
+            "-c",
+            'mount --bind "$0" /etc/pam.d && exec "$@"',
+            str(self.pam_dir),
+            _which("setpriv"),
+            f"--reuid={uid}",
+            f"--regid={gid}",
+            "--clear-groups",
+            "--",
+            self.bins.pgbouncer,
+            str(ini_path),
+        ]
+        pid = spawn_detached(None, argv, cwd=self.root, log=self.log)
+        record(pid)
         wait_until(
             lambda: port_open(self.port), what="pgbouncer", pid=pid, log=self.log, timeout=30
         )
-        return pid

@@ -12,32 +12,37 @@ reference implementation the tests compare against, so it must not also be the j
 checks every field RDS checks. Each rejection comes with a reason of the form
 ``"<code>: <detail>"``; the codes are the ``REASON_*`` constants below.
 
-The module is also the script PAM runs (``pam_exec.so expose_authtok``) as the database
-server's unprivileged user, under the system ``/usr/bin/python3``: hence standard library
-only, and no import from the rest of the package. In script mode it reads the token from
-stdin, the login user from ``PAM_USER``, the credentials from ``--config``, exits 0 to accept
-and 1 to reject, and appends one JSON line per decision to the configured log. The log never
-holds the token's text or any secret: only its length, a short SHA-256 fingerprint (so a test
-can find its own login), the access key id and the reason.
+The module is also the emulator's long-running verifier process (``--serve``): one per
+emulator, run by the emulator as root from a copy in its state directory, hence standard
+library only and no import from the rest of the package. It listens on one Unix socket per
+server (owned by that server's user, mode 0600), where the emulator's PAM module
+(``pam_rds_iam.c``) sends the login user and the whole password; it answers accept or reject
+and appends one JSON line per decision to that server's log. The log never holds the token's
+text or any secret: only its length, a short SHA-256 fingerprint (so a test can find its own
+login), the access key id and the reason. Identities and the rate limit are re-read from the
+config file when it changes, so identities can be added and retired without a restart.
 
-Limitation: pam_exec hands the password over truncated to ``PAM_MAX_RESP_SIZE`` (512 bytes
-including the terminating NUL, so at most 511 characters arrive). A token that long may have
-been cut, so script mode rejects it with reason ``truncated``. Tokens signed without a session
-token are about 330 characters; the emulator therefore issues temporary credentials with a
-short session token. Real STS session tokens (several hundred characters) cannot be tested
-through the emulator's servers; :func:`verify_token` itself has no length limit.
+On top of :func:`verify_token`, the process emulates RDS's IAM throttling (off unless the
+config sets ``rate_limit``): a token not seen before counts against ``rate_limit`` new tokens
+per second per server, beyond which it is refused (``throttled``); a token seen before, as a
+client's token cache reuses it, is never throttled.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import datetime as _dt
 import hashlib
 import hmac
 import json
 import os
+import signal
+import socket
+import struct
 import sys
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
@@ -48,9 +53,10 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_CLOCK_SKEW",
     "MAX_EXPIRES",
-    "PAM_MAX_TOKEN_CHARS",
     "Credential",
+    "RateLimiter",
     "Verdict",
+    "VerifierService",
     "main",
     "token_fingerprint",
     "verify_token",
@@ -60,8 +66,8 @@ __all__ = [
 MAX_EXPIRES = 900
 #: Tokens dated this many seconds ahead of the server's clock are still accepted (clock skew).
 MAX_CLOCK_SKEW = 300
-#: pam_exec's expose_authtok delivers at most this many characters; longer input was cut.
-PAM_MAX_TOKEN_CHARS = 510
+#: Longest password the PAM module forwards (RDS tokens are at most a few kilobytes).
+MAX_TOKEN_BYTES = 64 * 1024
 
 SERVICE = "rds-db"
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -70,6 +76,8 @@ _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 
 REASON_OK = "ok"
 REASON_TRUNCATED = "truncated"
+REASON_THROTTLED = "throttled"
+REASON_CONFIG = "config"
 REASON_MALFORMED = "malformed"
 REASON_ACTION = "action"
 REASON_USER = "user"
@@ -342,131 +350,272 @@ def verify_token(
 
 
 # ---------------------------------------------------------------------------------------------
-# Script mode: what PAM runs.
-
-
-def load_config(path: str, service: str) -> dict[str, Any]:
-    """Read the JSON config and return the fields for ``service`` (see the emulator)."""
-    with open(path, encoding="utf-8") as fh:
-        config: dict[str, Any] = json.load(fh)
-    services: dict[str, Any] = config["services"]
-    if service not in services:
-        raise KeyError(f"service {service!r} not in {path}")
-    return {
-        "region": config["region"],
-        "credentials": {
-            c["access_key_id"]: Credential(
-                access_key_id=c["access_key_id"],
-                secret_access_key=c["secret_access_key"],
-                session_token=c.get("session_token"),
-                name=c.get("name", ""),
-            )
-            for c in config["credentials"]
-        },
-        "policy": config.get("policy"),
-        "endpoints": services[service]["endpoints"],
-        "log": services[service].get("log"),
-    }
+# The verifier process: what the PAM module asks.
 
 
 def token_fingerprint(token: str) -> str:
-    """A short SHA-256 of what PAM handed over: lets a test find its own login in the log.
+    """A short SHA-256 of a token: lets a test find its own login in the log.
 
     Safe to log: it cannot be turned back into the token (which expires within 15 minutes
-    anyway). Input longer than pam_exec passes is cut the same way first.
+    anyway).
     """
-    arrived = token[: PAM_MAX_TOKEN_CHARS + 1]
-    return hashlib.sha256(arrived.encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()[:16]
+
+
+class RateLimiter:
+    """RDS's IAM throttle: at most ``limit`` new tokens per ``window`` seconds.
+
+    A token seen before passes whatever the rate, as on RDS, where connections that reuse a
+    token are not throttled: that is what a client-side token cache buys. ``limit=None``
+    admits everything.
+    """
+
+    #: Seen tokens are forgotten once they cannot be valid any more.
+    FORGET_AFTER = MAX_EXPIRES + MAX_CLOCK_SKEW
+
+    def __init__(self, limit: int | None, window: float = 1.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._recent: collections.deque[float] = collections.deque()
+        self._seen: dict[str, float] = {}
+
+    def admit(self, fingerprint: str, now: float) -> bool:
+        """Whether a login with this token may proceed at monotonic time ``now``."""
+        if self.limit is None or fingerprint in self._seen:
+            return True
+        while self._recent and self._recent[0] <= now - self.window:
+            self._recent.popleft()
+        if len(self._recent) >= self.limit:
+            return False
+        self._recent.append(now)
+        self._seen[fingerprint] = now
+        if len(self._seen) % 1024 == 0:
+            horizon = now - self.FORGET_AFTER
+            self._seen = {k: t for k, t in self._seen.items() if t > horizon}
+        return True
+
+
+def _credentials(raw: Iterable[Mapping[str, Any]]) -> dict[str, Credential]:
+    return {
+        c["access_key_id"]: Credential(
+            access_key_id=c["access_key_id"],
+            secret_access_key=c["secret_access_key"],
+            session_token=c.get("session_token"),
+            name=c.get("name", ""),
+        )
+        for c in raw
+    }
 
 
 def _append_log(path: str | None, entry: Mapping[str, Any]) -> None:
     if not path:
         return
     line = (json.dumps(entry, sort_keys=True) + "\n").encode("utf-8")
-    # One write on an O_APPEND descriptor: concurrent logins don't interleave lines.
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    # One write on an O_APPEND descriptor: lines never interleave.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line)
     finally:
         os.close(fd)
 
 
-def _read_token(stream: Any) -> str:
-    data: bytes = stream.read()
-    # pam_exec writes the authtok NUL-terminated; a human feeding stdin adds a newline.
-    data = data.split(b"\0", 1)[0].rstrip(b"\r\n")
-    return data.decode("utf-8", errors="replace")
+async def _read_field(reader: asyncio.StreamReader, limit: int) -> str:
+    (length,) = struct.unpack(">I", await reader.readexactly(4))
+    if length > limit:
+        raise ValueError(f"field of {length} bytes exceeds {limit}")
+    return (await reader.readexactly(length)).decode("utf-8", errors="replace")
+
+
+class VerifierService:
+    """The verifier process's state: config (re-read when the file changes) and throttles.
+
+    The config is JSON: ``region``, ``credentials`` (list of ``name``, ``access_key_id``,
+    ``secret_access_key``, ``session_token``), ``policy`` (identity name to allowed users),
+    ``rate_limit`` (new tokens per second per server, or null), ``ready_file``, and per server
+    under ``services``: ``endpoints``, ``log``, ``socket``, ``owner`` (uid that may connect)
+    ``wake_port`` (PgBouncer's port; see :meth:`_wake`) and ``max_password`` (a password
+    this long may have been cut by the server: refused as ``truncated``).
+    """
+
+    #: After answering PgBouncer, connect to it this many seconds later (see :meth:`_wake`).
+    WAKE_DELAYS = (0.0005, 0.005, 0.05)
+
+    def __init__(self, config_path: str) -> None:
+        self.config_path = config_path
+        self._stamp: tuple[int, int, int] | None = None
+        self._config: dict[str, Any] = {}
+        self._credentials: dict[str, Credential] = {}
+        self._limiters: dict[str, RateLimiter] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.reload()
+
+    @property
+    def services(self) -> dict[str, dict[str, Any]]:
+        services: dict[str, dict[str, Any]] = self._config["services"]
+        return services
+
+    def reload(self) -> None:
+        """Re-read the config if the file changed (the emulator replaces it atomically)."""
+        st = os.stat(self.config_path)
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if stamp == self._stamp:
+            return
+        with open(self.config_path, encoding="utf-8") as fh:
+            config: dict[str, Any] = json.load(fh)
+        credentials = _credentials(config["credentials"])
+        limit = config.get("rate_limit")
+        if not self._config or limit != self._config.get("rate_limit"):
+            self._limiters = {name: RateLimiter(limit) for name in config["services"]}
+        self._config, self._credentials, self._stamp = config, credentials, stamp
+
+    def decide(self, service: str, user: str, token: str, now: float | None = None) -> Verdict:
+        """The verdict on one login to ``service``: throttle first, then :func:`verify_token`."""
+        try:
+            self.reload()
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return Verdict(False, f"{REASON_CONFIG}: {type(exc).__name__}: {exc}")
+        cut = self.services[service].get("max_password")
+        if cut is not None and len(token) >= cut:
+            return _reject(
+                REASON_TRUNCATED,
+                f"{len(token)} characters arrived, the most {service} passes on: the token was "
+                "probably cut (PgBouncer 1.18 keeps at most 2047 characters of a password)",
+            )
+        limiter = self._limiters[service]
+        if not limiter.admit(token_fingerprint(token), time.monotonic()):
+            return _reject(
+                REASON_THROTTLED,
+                f"IAM authentication rate exceeded ({limiter.limit} new tokens per second); "
+                "reuse tokens (cache them) or retry with backoff",
+            )
+        return verify_token(
+            token,
+            endpoints=self.services[service]["endpoints"],
+            region=self._config["region"],
+            user=user,
+            credentials=self._credentials,
+            now=time.time() if now is None else now,
+            policy=self._config.get("policy"),
+        )
+
+    def handle(self, service: str, user: str, token: str) -> Verdict:
+        """Decide and log one login."""
+        started = time.time()
+        verdict = self.decide(service, user, token, started)
+        entry = {
+            "time": started,
+            "service": service,
+            "user": user,
+            "ok": verdict.ok,
+            "reason": verdict.reason,
+            "access_key_id": verdict.access_key_id,
+            "token_length": len(token),
+            "token_sha256": token_fingerprint(token),
+            "elapsed_ms": round((time.time() - started) * 1000, 3),
+        }
+        try:
+            _append_log(self.services[service].get("log"), entry)
+        except OSError as exc:
+            print(f"rds-iam verifier: cannot write log: {exc}", file=sys.stderr, flush=True)
+        return verdict
+
+    async def _client(
+        self, service: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        try:
+            user = await _read_field(reader, 1024)
+            token = await _read_field(reader, MAX_TOKEN_BYTES)
+            verdict = self.handle(service, user, token)
+            writer.write(b"1" if verdict.ok else b"0rds-iam: " + verdict.reason.encode())
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ValueError, ConnectionError, struct.error):
+            pass
+        finally:
+            writer.close()
+        self._wake(self.services[service].get("wake_port"))
+
+    def _handler(
+        self, service: str
+    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await self._client(service, reader, writer)
+
+        return handle
+
+    def _wake(self, port: int | None) -> None:
+        """Make PgBouncer look at its PAM results now rather than at its next timer.
+
+        PgBouncer runs PAM in a worker thread that only sets a status flag; its main loop
+        collects the flag (``pam_poll``) after each libevent iteration, and with nothing
+        else to do that iteration ends at the next maintenance timer, every 1/3 s. Hence
+        ~330 ms per login. Any event ends the iteration: a TCP connection to its listening
+        port is one. Several, because the worker sets the flag shortly after PAM returns.
+        """
+        if not port:
+            return
+        loop = asyncio.get_running_loop()
+        for delay in self.WAKE_DELAYS:
+            loop.call_later(delay, self._spawn, self._poke(port))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _poke(port: int) -> None:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            return
+        writer.close()
+
+    async def serve(self) -> None:
+        """Listen on every server's socket until SIGTERM or SIGINT."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        listeners = []
+        for name, svc in self.services.items():
+            path = svc["socket"]
+            if os.path.exists(path):
+                os.unlink(path)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            old_umask = os.umask(0o177)  # 0600 from bind on: nobody connects before chown
+            try:
+                sock.bind(path)
+            finally:
+                os.umask(old_umask)
+            os.chown(path, int(svc["owner"]), -1)
+            listeners.append(
+                await asyncio.start_unix_server(self._handler(name), sock=sock, backlog=512)
+            )
+        ready = self._config.get("ready_file")
+        if ready:
+            with open(ready, "w", encoding="utf-8") as fh:
+                fh.write(str(os.getpid()))
+        await stop.wait()
+        for listener in listeners:
+            listener.close()
 
 
 _USAGE = """\
-usage: verifier.py --config CONFIG.json --service NAME
+usage: verifier.py --config CONFIG.json
 
-PAM helper (pam_exec expose_authtok): verify the RDS IAM token read from stdin for $PAM_USER.
-Exit status 0 accepts the login, 1 rejects it, 2 is a usage error.
+The RDS IAM emulator's verifier process: answers the emulator's PAM module on one Unix
+socket per server until SIGTERM.
 """
 
 
-def _parse_args(argv: list[str]) -> dict[str, str] | None:
-    # Not argparse: it would add ~8 ms of imports to every database login.
-    options: dict[str, str] = {}
-    it = iter(argv)
-    for arg in it:
-        name, eq, value = arg.partition("=")
-        if name not in ("--config", "--service"):
-            return None
-        options[name[2:]] = value if eq else next(it, "")
-    return options if options.get("config") and options.get("service") else None
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Script entry point: exit status 0 accepts the login, 1 rejects it."""
-    options = _parse_args(sys.argv[1:] if argv is None else argv)
-    if options is None:
+    """Run the verifier process; exit status 2 is a usage error."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or args[0] != "--config":
         sys.stderr.write(_USAGE)
         return 2
-    started = time.time()
-    user = os.environ.get("PAM_USER", "")
-    token = _read_token(sys.stdin.buffer)
-    log_path: str | None = None
-    try:
-        config = load_config(options["config"], options["service"])
-        log_path = config["log"]
-        if len(token) > PAM_MAX_TOKEN_CHARS:
-            verdict = _reject(
-                REASON_TRUNCATED,
-                f"{len(token)} characters arrived, the most pam_exec passes on "
-                "(PAM_MAX_RESP_SIZE): the token was probably cut; sign with a shorter "
-                "session token",
-            )
-        else:
-            verdict = verify_token(
-                token,
-                endpoints=config["endpoints"],
-                region=config["region"],
-                user=user,
-                credentials=config["credentials"],
-                now=started,
-                policy=config["policy"],
-            )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        verdict = Verdict(False, f"config: {type(exc).__name__}: {exc}")
-    entry = {
-        "time": started,
-        "service": options["service"],
-        "pam_service": os.environ.get("PAM_SERVICE"),
-        "user": user,
-        "ok": verdict.ok,
-        "reason": verdict.reason,
-        "access_key_id": verdict.access_key_id,
-        "token_length": len(token),
-        "token_sha256": token_fingerprint(token),
-        "elapsed_ms": round((time.time() - started) * 1000, 3),
-    }
-    try:
-        _append_log(log_path, entry)
-    except OSError as exc:
-        print(f"rds-iam verifier: cannot write log: {exc}", file=sys.stderr)
-    return 0 if verdict.ok else 1
+    asyncio.run(VerifierService(args[1]).serve())
+    return 0
 
 
 if __name__ == "__main__":
