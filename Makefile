@@ -27,6 +27,7 @@ system:
 	command -v pkg-config >/dev/null 2>&1 || missing="$$missing pkg-config"; \
 	pkg-config --exists libmariadb 2>/dev/null || pkg-config --exists mysqlclient 2>/dev/null || missing="$$missing libmariadb-dev"; \
 	command -v gcc >/dev/null 2>&1 || missing="$$missing gcc"; \
+	[ -f /usr/include/security/pam_modules.h ] || missing="$$missing libpam0g-dev"; \
 	if [ -n "$$missing" ]; then \
 	  echo "apt-get install:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
@@ -72,6 +73,7 @@ demo: venv
 
 bench: venv
 	$(PY) bench/run.py
+	$(PY) bench/login.py
 
 clean:
 	-$(VENV)/bin/sqlalchemy-rds-iam emulator stop

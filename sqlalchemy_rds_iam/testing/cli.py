@@ -18,16 +18,18 @@ from sqlalchemy_rds_iam.testing.emulator import (
     default_state_dir,
 )
 from sqlalchemy_rds_iam.testing.errors import EmulatorError
-from sqlalchemy_rds_iam.testing.info import EmulatorInfo
+from sqlalchemy_rds_iam.testing.info import EmulatorInfo, Identity
+from sqlalchemy_rds_iam.testing.servers import SERVER_NAMES
 
 __all__ = ["add_emulator_parser"]
 
 _DESCRIPTION = """\
 A local stand-in for Amazon RDS IAM authentication: private PostgreSQL, MariaDB and PgBouncer
 servers (TLS from a throwaway CA) that accept only valid IAM tokens, checked by a verifier that
-recomputes the SigV4 signature against throwaway AWS identities. Needs root (it writes
-/etc/pam.d) and the Debian packages postgresql, mariadb-server and pgbouncer. The machine's own
-database services are never touched."""
+recomputes the SigV4 signature against throwaway AWS identities (and your own, --identity).
+Needs root (it writes /etc/pam.d) and the Debian packages of the servers it runs (postgresql,
+mariadb-server, pgbouncer), plus gcc and libpam0g-dev to build its PAM module. The machine's
+own database services are never touched."""
 
 _STATE_HELP = f"state directory of the emulator (default: ${STATE_DIR_ENV} or {DEFAULT_STATE_DIR})"
 
@@ -59,10 +61,32 @@ def add_emulator_parser(subparsers: argparse._SubParsersAction[argparse.Argument
     )
     start.add_argument("--state-dir", metavar="DIR", help=_STATE_HELP)
     start.add_argument(
+        "--servers",
+        metavar="LIST",
+        type=_server_list,
+        help="comma-separated servers to run among postgresql, mysql, pgbouncer (default: "
+        "every one installed; a note names each one skipped)",
+    )
+    start.add_argument(
         "--without-pgbouncer",
         action="store_true",
-        help="leave out PgBouncer (its PAM service, /etc/pam.d/pgbouncer, can belong to only "
-        "one emulator at a time)",
+        help="leave out PgBouncer (same as --servers postgresql,mysql)",
+    )
+    start.add_argument(
+        "--identity",
+        metavar="NAME=ACCESS_KEY_ID:SECRET[:SESSION_TOKEN]",
+        action="append",
+        type=_identity,
+        default=[],
+        help="an identity the verifier accepts, besides the throwaway ones (repeatable); "
+        "added to a running emulator too",
+    )
+    start.add_argument(
+        "--iam-rate-limit",
+        metavar="N",
+        type=int,
+        help="throttle IAM logins as RDS does: refuse tokens not seen before beyond N per "
+        "second per server (a reused token is never throttled); 0 turns it off",
     )
     start.set_defaults(func=_start)
 
@@ -95,9 +119,31 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
+def _server_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SERVER_NAMES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"choose among {', '.join(SERVER_NAMES)} (got {text!r})"
+        )
+    return names
+
+
+def _identity(text: str) -> Identity:
+    try:
+        return Identity.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _emulator(args: argparse.Namespace) -> Emulator:
-    pgbouncer = not getattr(args, "without_pgbouncer", False)
-    return Emulator(args.state_dir or default_state_dir(), pgbouncer=pgbouncer)
+    return Emulator(
+        args.state_dir or default_state_dir(),
+        pgbouncer=not getattr(args, "without_pgbouncer", False),
+        servers=getattr(args, "servers", None),
+        identities=getattr(args, "identity", ()),
+        rate_limit=getattr(args, "iam_rate_limit", None),
+    )
 
 
 def _print_summary(info: EmulatorInfo, out: TextIO) -> None:
@@ -107,6 +153,10 @@ def _print_summary(info: EmulatorInfo, out: TextIO) -> None:
             f"{server.name:<11} {server.endpoint:<16} database={server.database} "
             f"users={','.join(server.users)}\n    {server.url()}\n"
         )
+        if server.password_user:
+            out.write(f"    password user {server.password_user} (password: run with --json)\n")
+    if info.rate_limit:
+        out.write(f"IAM rate limit: {info.rate_limit} new tokens per second per server\n")
     for ident in info.identities.values():
         kind = "temporary" if ident.session_token else "long-term"
         out.write(
@@ -126,6 +176,8 @@ def _start(args: argparse.Namespace) -> int:
         info, started = _emulator(args).ensure_started()
     except EmulatorError as exc:
         return _fail(exc)
+    for name, why in info.skipped.items():
+        print(f"note: without {name}: {why}", file=sys.stderr)
     if args.json:
         print(info.to_json())
     else:

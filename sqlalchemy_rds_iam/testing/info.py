@@ -74,7 +74,8 @@ _LIBPQ_TLS = {"sslmode": "verify-full", "sslrootcert": "{ca}"}
 _PASSWORD_TLS: dict[str, dict[str, str]] = {
     "psycopg2": _LIBPQ_TLS,
     "psycopg": _LIBPQ_TLS,
-    "pymysql": {"ssl_ca": "{ca}", "ssl_verify_identity": "true"},
+    # SQLAlchemy folds ssl_* into PyMySQL's ssl={...}: a CA there means verify the chain.
+    "pymysql": {"ssl_ca": "{ca}", "ssl_check_hostname": "true"},
     "mysqldb": {"ssl_ca": "{ca}", "ssl_mode": "VERIFY_IDENTITY"},
 }
 

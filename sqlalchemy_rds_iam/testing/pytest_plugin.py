@@ -6,15 +6,17 @@
     rds_iam_aws_env    function: AWS_* variables set to the emulator's primary identity,
                        profiles and config files cleared; returns the variables
 
-Tests skip only when the server programs are not installed; anything else (not root, a
-server that fails to start) is an error, so that CI never passes by skipping. Loading this
-plugin is cheap: it imports nothing heavy until a fixture is used.
+Tests skip only when server programs are not installed: a test that uses a server this
+machine lacks (``info.pgbouncer``, ``info.servers["mysql"]``) is skipped with the Debian
+package to install; anything else (not root, a server that fails to start) is an error, so
+that CI never passes by skipping. Loading this plugin is cheap: it imports nothing heavy
+until a fixture is used.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -52,6 +54,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "$SQLALCHEMY_RDS_IAM_EMULATOR_DIR or /tmp/sqlalchemy-rds-iam-emulator)",
     )
     group.addoption(
+        "--rds-iam-servers",
+        metavar="LIST",
+        default=None,
+        help="servers to run among postgresql,mysql,pgbouncer (default: every one installed)",
+    )
+    group.addoption(
+        "--rds-iam-rate-limit",
+        metavar="N",
+        type=int,
+        default=None,
+        help="throttle new IAM tokens to N per second per server, as RDS does (0: off)",
+    )
+    group.addoption(
         "--rds-iam-keep-emulator",
         action="store_true",
         default=False,
@@ -65,7 +80,12 @@ def rds_iam_emulator(request: pytest.FixtureRequest) -> Iterator[EmulatorInfo]:
     from sqlalchemy_rds_iam.testing.emulator import Emulator
     from sqlalchemy_rds_iam.testing.errors import ServerBinariesMissingError
 
-    emulator = Emulator(request.config.getoption("--rds-iam-emulator-dir"))
+    servers = request.config.getoption("--rds-iam-servers")
+    emulator = Emulator(
+        request.config.getoption("--rds-iam-emulator-dir"),
+        servers=servers.split(",") if servers else None,
+        rate_limit=request.config.getoption("--rds-iam-rate-limit"),
+    )
     keep = bool(request.config.getoption("--rds-iam-keep-emulator"))
     try:
         info, started = emulator.ensure_started(keep=keep)
@@ -77,6 +97,23 @@ def rds_iam_emulator(request: pytest.FixtureRequest) -> Iterator[EmulatorInfo]:
         yield info
     finally:
         emulator.release(stop=started and not keep)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
+    """A test that needs a server this emulator runs without is skipped, not failed."""
+    outcome: Any = yield
+    if call.excinfo is None:
+        return
+    from sqlalchemy_rds_iam.testing.errors import ServerNotRunningError
+
+    if call.excinfo.errisinstance(ServerNotRunningError):
+        report = outcome.get_result()
+        path, lineno, _ = item.reportinfo()
+        report.outcome = "skipped"
+        report.longrepr = (str(path), (lineno or 0) + 1, f"Skipped: {call.excinfo.value}")
 
 
 @pytest.fixture

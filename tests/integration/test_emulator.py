@@ -35,6 +35,8 @@ from sqlalchemy_rds_iam.testing import (
     presign_token,
 )
 from sqlalchemy_rds_iam.testing.cli import add_emulator_parser
+from sqlalchemy_rds_iam.testing.errors import ServerNotRunningError
+from sqlalchemy_rds_iam.testing.servers import MAX_PASSWORD
 
 pytestmark = pytest.mark.integration
 
@@ -160,7 +162,7 @@ def assert_rejected(server: ServerInfo, user: str, token: str, code: str) -> Non
     assert not ok, "the server accepted a token RDS would reject"
     assert codes(verifications) == {code}, [v.reason for v in verifications]
     assert verifications[-1].user == user
-    assert verifications[-1].token_length == min(len(token), 511)
+    assert verifications[-1].token_length == min(len(token), MAX_PASSWORD.get(server.name, 10**6))
 
 
 # -- accepted ----------------------------------------------------------------------------------
@@ -295,13 +297,6 @@ def test_rejects_identity_the_policy_denies(info: EmulatorInfo, server: ServerIn
     assert_rejected(server, "iamuser", token, "policy")
 
 
-def test_rejects_token_pam_exec_truncates(info: EmulatorInfo, server: ServerInfo) -> None:
-    """A real-size STS session token makes the token longer than pam_exec passes on."""
-    token = boto3_token(info, server, "iamuser", "temporary", session_token="IQoJb3JpZ" * 60)
-    assert len(token) > 511
-    assert_rejected(server, "iamuser", token, "truncated")
-
-
 def test_rejects_login_without_tls(info: EmulatorInfo, server: ServerInfo) -> None:
     ok, verifications = login(server, "iamuser", unique_token(info, server, "iamuser"), tls=False)
     assert not ok
@@ -375,6 +370,17 @@ def test_servers_are_private_and_unprivileged(info: EmulatorInfo) -> None:
     # The verifier's copy and the PAM files are root's alone to change.
     assert (state / "verifier.py").stat().st_uid == 0
     assert (state / "verifier.py").stat().st_mode & 0o022 == 0
+    # One verifier process, root's; one socket per server, only that server's user may ask.
+    verifier = [
+        line for line in ps.splitlines() if f"{state}/verifier.py" in line and "-I" in line
+    ]
+    assert len(verifier) == 1 and verifier[0].split()[0] == "root"
+    for server in info.servers.values():
+        sock = state / "verifier" / f"{server.name}.sock"
+        owner = "mysql" if server.name == "mysql" else "postgres"
+        assert sock.is_socket() and sock.owner() == owner
+        assert sock.stat().st_mode & 0o777 == 0o600
+    assert (state / "verifier" / "config.json").stat().st_mode & 0o077 == 0
 
 
 def test_verifier_log_holds_no_secrets(info: EmulatorInfo, server: ServerInfo) -> None:
@@ -422,14 +428,15 @@ def test_stale_state_is_restarted_and_stop_cleans_up(
 ) -> None:
     """A crashed run (a server gone) is detected, cleaned up and started afresh."""
     state_dir = Path("/tmp") / f"rds-iam-emulator-test-{secrets.token_hex(4)}"
-    emulator = Emulator(state_dir, pgbouncer=False)
+    emulator = Emulator(state_dir, servers=["postgresql", "mysql"])
     try:
         first, started = emulator.ensure_started()
         assert started and set(first.servers) == {"postgresql", "mysql"}
+        assert first.skipped == {"pgbouncer": "left out (servers=)"}
+        with pytest.raises(ServerNotRunningError, match="without pgbouncer: left out"):
+            first.pgbouncer  # noqa: B018
         pam_files = [Path("/etc/pam.d") / s.pam_service for s in first.servers.values()]
         assert all(p.exists() for p in pam_files)
-        # The session's emulator keeps its PgBouncer PAM service.
-        assert f"state_dir={info.state_dir}\n" in Path("/etc/pam.d/pgbouncer").read_text()
 
         state = json.loads((state_dir / "state.json").read_text())
         os.kill(state["pids"]["mysql"], 9)
@@ -465,3 +472,279 @@ def test_identity_repr_hides_secrets(info: EmulatorInfo) -> None:
     ident: Identity = info.identities["temporary"]
     assert ident.secret_access_key not in repr(ident)
     assert str(ident.session_token) not in repr(ident)
+
+
+# -- real-size tokens through every driver -------------------------------------------------------
+
+PG_DRIVERS = ["psycopg2", "psycopg", "psycopg_async", "pg8000", "asyncpg"]
+MY_DRIVERS = ["pymysql", "mysqldb", "mysqlconnector", "aiomysql", "asyncmy"]
+DRIVER_CASES = (
+    [(d, "postgresql") for d in PG_DRIVERS]
+    + [(d, "pgbouncer") for d in PG_DRIVERS]
+    + [(d, "mysql") for d in MY_DRIVERS]
+)
+
+
+@pytest.fixture(scope="module")
+def big_identity(rds_iam_emulator: EmulatorInfo) -> Iterator[EmulatorInfo]:
+    """An identity whose session token makes tokens of more than 4 KB, added for this module."""
+    from sqlalchemy_rds_iam.testing.emulator import session_token
+
+    name = f"big-{secrets.token_hex(3)}"
+    ident = Identity(name, "ASIA" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30),
+                     session_token(3600))
+    emulator = Emulator(rds_iam_emulator.state_dir)
+    info = emulator.add_identity(ident)
+    try:
+        yield info
+    finally:
+        emulator.retire_identity(name)
+
+
+def _plugin_url(server: ServerInfo, driver: str) -> str:
+    # mysqlclient's "localhost" is the Unix socket (no TLS): TCP, token still for localhost.
+    if driver == "mysqldb":
+        return server.url(driver=driver, iam_host="localhost").replace("@localhost:", "@127.0.0.1:")
+    return server.url(driver=driver)
+
+
+def _plugin_login(url: str, driver: str) -> None:
+    import sqlalchemy as sa
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    from sqlalchemy_rds_iam.drivers import DRIVERS
+
+    if DRIVERS[driver].is_async:
+        import asyncio
+
+        async def run() -> None:
+            engine = create_async_engine(url, poolclass=NullPool)
+            try:
+                async with engine.connect() as conn:
+                    assert (await conn.execute(sa.text("SELECT 1"))).scalar() == 1
+            finally:
+                await engine.dispose()
+
+        asyncio.run(run())
+    else:
+        engine = sa.create_engine(url, poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                assert conn.execute(sa.text("SELECT 1")).scalar() == 1
+        finally:
+            engine.dispose()
+
+
+@pytest.mark.parametrize("size", ["1200-char session token", "4 KB token"])
+@pytest.mark.parametrize(("driver", "server_name"), DRIVER_CASES)
+def test_real_size_tokens_through_every_driver(
+    big_identity: EmulatorInfo, monkeypatch: pytest.MonkeyPatch, driver: str,
+    server_name: str, size: str,
+) -> None:
+    """Lambda's tokens (role credentials carry a session token) arrive whole and verify."""
+    info = big_identity
+    server = info.servers[server_name]
+    identity = "temporary" if size.startswith("1200") else next(
+        n for n in info.identities if n.startswith("big-")
+    )
+    session = info.identities[identity].session_token
+    assert session is not None
+    assert len(session) >= (1200 if identity == "temporary" else 3600)
+    for name, value in info.aws_env(identity).items():
+        monkeypatch.setenv(name, value)
+    since = server.log_offset()
+    access_key = info.identities[identity].access_key_id
+    cut = MAX_PASSWORD.get(server_name)
+    if cut is not None and size == "4 KB token":
+        # PgBouncer 1.18 cannot take it: a password packet over its 4 KB packet buffer is
+        # refused outright, a shorter one is cut to 2047 characters (MAX_PASSWORD, compiled
+        # in), which the verifier reports as "truncated" rather than as a bad signature.
+        with pytest.raises(Exception, match="partial pkt|PAM authentication failed"):
+            _plugin_login(_plugin_url(server, driver), driver)
+        mine = [v for v in server.verifications(since) if v.user == "iamuser"]
+        assert all(v.code == "truncated" and v.token_length == cut for v in mine)
+        return
+    _plugin_login(_plugin_url(server, driver), driver)
+    mine = [v for v in server.verifications(since) if v.access_key_id == access_key and v.ok]
+    assert mine, "the verifier did not accept the token"
+    assert mine[-1].token_length >= (1500 if identity == "temporary" else 4096)
+
+
+def test_cut_or_padded_real_size_tokens_are_rejected(
+    big_identity: EmulatorInfo, server: ServerInfo
+) -> None:
+    info = big_identity
+    name = "temporary" if server.name == "pgbouncer" else next(
+        n for n in info.identities if n.startswith("big-")
+    )
+    token = boto3_token(info, server, "iamuser", name)
+    assert len(token) > (1500 if name == "temporary" else 4096)
+    ok, verifications = login(server, "iamuser", token)
+    assert ok and codes(verifications) == {"ok"}
+    # Cut where pam_exec used to cut (the signature is lost), cut by one, padded by one.
+    assert_rejected(server, "iamuser", token[:511], "malformed")
+    for variant in (token[:-1], token + "A"):
+        assert_rejected(server, "iamuser", variant, "signature")
+
+
+# -- rds_iam semantics: IAM users and password users ---------------------------------------------
+
+
+@pytest.mark.parametrize("server_name", ["postgresql", "mysql"])
+def test_password_user_logs_in_with_its_password_only(
+    info: EmulatorInfo, server_name: str
+) -> None:
+    """As on RDS: a user outside rds_iam uses a password, and a token gets it nowhere."""
+    import sqlalchemy as sa
+
+    server = info.servers[server_name]
+    assert server.password_user == "pwuser" and server.password
+    engine = sa.create_engine(server.password_url())
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT current_user")).scalar() in ("pwuser", "pwuser@%")
+    engine.dispose()
+    # A valid token for the password user is just a wrong password: the verifier is not asked.
+    token = unique_token(info, server, "pwuser")
+    ok, verifications = login(server, "pwuser", token)
+    assert not ok and verifications == []
+
+
+@pytest.mark.parametrize("server_name", ["postgresql", "mysql"])
+def test_iam_user_is_refused_with_a_password(info: EmulatorInfo, server_name: str) -> None:
+    server = info.servers[server_name]
+    assert server.password is not None
+    password = server.password + secrets.token_hex(2)  # unique, so the log line is ours
+    ok, verifications = login(server, "iamuser", password)
+    assert not ok and codes(verifications) == {"malformed"}
+
+
+def test_password_login_needs_tls(info: EmulatorInfo) -> None:
+    server = info.postgresql
+    assert server.password is not None
+    with pytest.raises(psycopg2.OperationalError, match="no encryption|pg_hba"):
+        with connect(server, "pwuser", server.password, tls=False):
+            pass
+
+
+def test_pgbouncer_has_its_own_pam_file(info: EmulatorInfo) -> None:
+    """PgBouncer's PAM service name is fixed: it gets a private /etc/pam.d, not the machine's."""
+    from sqlalchemy_rds_iam.testing import pam
+
+    assert pam.owner_of(Path("/etc/pam.d/pgbouncer")) != info.state_dir
+    private = Path(info.state_dir) / "pgbouncer" / "pam.d" / "pgbouncer"
+    assert "pam_rds_iam" in private.read_text()
+
+
+# -- identities on a running emulator ----------------------------------------------------------
+
+
+def test_identity_added_and_retired_on_a_running_emulator(info: EmulatorInfo) -> None:
+    server = info.postgresql
+    name = f"rotated-{secrets.token_hex(3)}"
+    ident = Identity(name, "AKIA" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30))
+    emulator = Emulator(info.state_dir)
+
+    def token() -> str:
+        return presign_token(server.host, server.port, "iamuser",
+                             access_key_id=ident.access_key_id,
+                             secret_access_key=ident.secret_access_key, region=info.region)
+
+    before = token()
+    assert_rejected(server, "iamuser", before, "access-key")
+    added = emulator.add_identity(ident)
+    assert added.identities[name].access_key_id == ident.access_key_id
+    status, out = run_cli("status", "--json", "--state-dir", info.state_dir)
+    assert status == 0 and json.loads(out)["identities"][name]["secret_access_key"]
+    tok = token()
+    ok, verifications = login(server, "iamuser", tok)
+    assert ok and codes(verifications) == {"ok"}
+    retired = emulator.retire_identity(name)
+    assert name not in retired.identities
+    assert_rejected(server, "iamuser", tok, "access-key")
+    with pytest.raises(Exception, match="no identity"):
+        emulator.retire_identity(name)
+
+
+def test_identity_option_parses() -> None:
+    ident = Identity.parse("app=ASIAXYZ:sec/ret+key:IQoJb3JpZ2luX2VjE+/=")
+    assert (ident.name, ident.access_key_id, ident.session_token) == (
+        "app", "ASIAXYZ", "IQoJb3JpZ2luX2VjE+/="
+    )
+    assert Identity.parse("ci=AKIAXYZ:secret").session_token is None
+    for bad in ("noequals", "x=AKIA", "x=:secret", "=AKIA:secret"):
+        with pytest.raises(ValueError, match="NAME=ACCESS_KEY_ID"):
+            Identity.parse(bad)
+
+
+# -- throttling --------------------------------------------------------------------------------
+
+
+def _burst(count: int, login_once: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(login_once, range(count)))
+
+
+def test_iam_throttling_spares_cached_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--iam-rate-limit 50: one engine's 200 new connections reuse its cached token and pass;
+    200 logins each with a freshly signed token (AWS's guide's pattern) get throttled."""
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    state_dir = Path("/tmp") / f"rds-iam-throttle-{secrets.token_hex(4)}"
+    emulator = Emulator(state_dir, servers=["postgresql"], rate_limit=50)
+    try:
+        info = emulator.start()
+        assert info.rate_limit == 50
+        server = info.postgresql
+        for name, value in info.aws_env().items():
+            monkeypatch.setenv(name, value)
+        engine = sa.create_engine(server.url(), poolclass=NullPool)
+
+        def engine_login(_: int) -> None:
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+
+        since = server.log_offset()
+        _burst(200, engine_login)
+        cached = server.verifications(since)
+        assert len(cached) == 200 and all(v.ok for v in cached)
+        engine.dispose()
+
+        ident = info.identities["primary"]
+        now = datetime.datetime.now(datetime.timezone.utc)
+        results: list[bool] = []
+
+        def fresh_login(i: int) -> None:
+            token = presign_token(
+                server.host, server.port, "iamuser", access_key_id=ident.access_key_id,
+                secret_access_key=ident.secret_access_key, region=info.region,
+                signed_at=now - datetime.timedelta(seconds=i),  # 200 distinct tokens
+            )
+            try:
+                with connect(server, "iamuser", token):
+                    results.append(True)
+            except psycopg2.OperationalError:
+                results.append(False)
+
+        since = server.log_offset()
+        _burst(200, fresh_login)
+        fresh = server.verifications(since)
+        throttled = [v for v in fresh if v.code == "throttled"]
+        print(f"throttled: cached-token burst 0/200, fresh-token burst {len(throttled)}/200")
+        assert len(fresh) == 200 and throttled
+        assert results.count(False) == len(throttled)
+        assert "IAM authentication rate exceeded (50 new tokens per second)" in throttled[0].reason
+        # The same token again is never throttled, however fast.
+        time.sleep(1.1)  # out of the fresh burst's window
+        token = unique_token(info, server, "iamuser")
+        ok, _ = login(server, "iamuser", token)
+        assert ok
+        _burst(60, lambda _: login(server, "iamuser", token))
+        assert codes(server.verifications(since, token=token)) == {"ok"}
+        # Throttling can be turned off on the running emulator.
+        assert emulator.set_rate_limit(None).rate_limit is None
+    finally:
+        emulator.stop()
