@@ -570,12 +570,13 @@ class VerifierService:
             return
         writer.close()
 
-    async def serve(self) -> None:
-        """Listen on every server's socket until SIGTERM or SIGINT."""
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+    async def serve(self, stop: asyncio.Event | None = None) -> None:
+        """Listen on every server's socket until ``stop`` is set (default: SIGTERM, SIGINT)."""
+        if stop is None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
         listeners = []
         for name, svc in self.services.items():
             path = svc["socket"]
@@ -598,6 +599,7 @@ class VerifierService:
         await stop.wait()
         for listener in listeners:
             listener.close()
+            await listener.wait_closed()
 
 
 _USAGE = """\

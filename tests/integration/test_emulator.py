@@ -560,7 +560,7 @@ def test_real_size_tokens_through_every_driver(
         # PgBouncer 1.18 cannot take it: a password packet over its 4 KB packet buffer is
         # refused outright, a shorter one is cut to 2047 characters (MAX_PASSWORD, compiled
         # in), which the verifier reports as "truncated" rather than as a bad signature.
-        with pytest.raises(Exception, match="partial pkt|PAM authentication failed"):
+        with pytest.raises(Exception, match=r"partial pkt|PAM authentication failed"):
             _plugin_login(_plugin_url(server, driver), driver)
         mine = [v for v in server.verifications(since) if v.user == "iamuser"]
         assert all(v.code == "truncated" and v.token_length == cut for v in mine)
@@ -622,7 +622,7 @@ def test_iam_user_is_refused_with_a_password(info: EmulatorInfo, server_name: st
 def test_password_login_needs_tls(info: EmulatorInfo) -> None:
     server = info.postgresql
     assert server.password is not None
-    with pytest.raises(psycopg2.OperationalError, match="no encryption|pg_hba"):
+    with pytest.raises(psycopg2.OperationalError, match=r"no encryption|pg_hba"):
         with connect(server, "pwuser", server.password, tls=False):
             pass
 

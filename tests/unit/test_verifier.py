@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import ast
+import asyncio
 import datetime
-import io
 import json
+import os
+import socket
+import struct
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +18,8 @@ from unittest import mock
 
 import boto3
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sqlalchemy_rds_iam.testing import verifier
 from sqlalchemy_rds_iam.testing.presign import presign_token
@@ -308,56 +314,61 @@ def test_credential_repr_hides_secrets() -> None:
     assert str(TEMPORARY.session_token) not in repr(TEMPORARY)
 
 
-# -- script mode (what PAM runs) ---------------------------------------------------------------
+# -- the verifier process (what the PAM module asks) --------------------------------------------
+
+
+def write_config(path: Path, credentials: list[Credential], **extra: object) -> Path:
+    config = {
+        "region": REGION,
+        "credentials": [
+            {
+                "name": c.name,
+                "access_key_id": c.access_key_id,
+                "secret_access_key": c.secret_access_key,
+                "session_token": c.session_token,
+            }
+            for c in credentials
+        ],
+        "policy": POLICY,
+        "rate_limit": None,
+        "services": {
+            "postgresql": {
+                "endpoints": list(ENDPOINTS),
+                "log": str(path.with_name("v.log")),
+                "socket": str(path.with_name("pg.sock")),
+                "owner": os.getuid(),
+            },
+            "pgbouncer": {
+                "endpoints": list(ENDPOINTS),
+                "log": str(path.with_name("b.log")),
+                "socket": str(path.with_name("b.sock")),
+                "owner": os.getuid(),
+                "max_password": 2047,
+            },
+        },
+    }
+    config.update(extra)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(config))
+    os.replace(tmp, path)  # as the emulator does: a new inode the service notices
+    return path
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "verifier.json"
-    path.write_text(
-        json.dumps(
-            {
-                "region": REGION,
-                "credentials": [
-                    {
-                        "name": c.name,
-                        "access_key_id": c.access_key_id,
-                        "secret_access_key": c.secret_access_key,
-                        "session_token": c.session_token,
-                    }
-                    for c in CREDENTIALS.values()
-                ],
-                "policy": POLICY,
-                "services": {
-                    "postgresql": {"endpoints": list(ENDPOINTS), "log": str(tmp_path / "v.log")}
-                },
-            }
-        )
-    )
-    return path
+    return write_config(tmp_path / "verifier.json", list(CREDENTIALS.values()))
 
 
-def run_script(
-    config: Path, token: str, user: str = "iamuser", monkeypatch: pytest.MonkeyPatch | None = None
-) -> tuple[int, list[dict[str, object]]]:
-    assert monkeypatch is not None
-    monkeypatch.setenv("PAM_USER", user)
-    monkeypatch.setenv("PAM_SERVICE", "test-service")
-    stdin = io.TextIOWrapper(io.BytesIO(token.encode() + b"\0"))
-    monkeypatch.setattr(sys, "stdin", stdin)
-    status = verifier.main(["--config", str(config), "--service", "postgresql"])
-    log = config.with_name("v.log")
-    lines = log.read_text().splitlines() if log.exists() else []
-    return status, [json.loads(line) for line in lines]
+def log_entries(config: Path, name: str = "v.log") -> list[dict[str, Any]]:
+    log = config.with_name(name)
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
-def test_script_accepts_and_logs_without_the_token(
-    config: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    token = boto3_token(TEMPORARY)  # real clock: the script reads the time itself
-    status, log = run_script(config, token, monkeypatch=monkeypatch)
-    assert status == 0
-    (entry,) = log
+def test_service_accepts_and_logs_without_the_token(config: Path) -> None:
+    token = boto3_token(TEMPORARY)  # real clock: the service reads the time itself
+    service = verifier.VerifierService(str(config))
+    assert service.handle("postgresql", "iamuser", token).ok
+    (entry,) = log_entries(config)
     assert entry["ok"] is True and entry["reason"] == "ok"
     assert entry["user"] == "iamuser" and entry["service"] == "postgresql"
     assert entry["access_key_id"] == TEMPORARY.access_key_id
@@ -369,36 +380,135 @@ def test_script_accepts_and_logs_without_the_token(
         assert secret not in text
 
 
-def test_script_rejects_with_exit_status_1(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    status, log = run_script(
-        config, boto3_token(LONG_TERM), user="iamuser2", monkeypatch=monkeypatch
-    )
-    assert status == 1
-    assert log[0]["ok"] is False and str(log[0]["reason"]).startswith("user: ")
+def test_service_rejects_and_says_why(config: Path) -> None:
+    service = verifier.VerifierService(str(config))
+    verdict = service.handle("postgresql", "iamuser2", boto3_token(LONG_TERM))
+    assert not verdict.ok and verdict.code == "user"
+    assert log_entries(config)[0]["reason"].startswith("user: ")
 
 
-def test_script_rejects_input_pam_exec_may_have_cut(
-    config: Path, monkeypatch: pytest.MonkeyPatch
+def test_service_refuses_what_pgbouncer_may_have_cut(config: Path) -> None:
+    token = boto3_token(TEMPORARY, session="IQoJb3JpZ2luX2VjE" * 200)[:2047]
+    verdict = verifier.VerifierService(str(config)).handle("pgbouncer", "iamuser", token)
+    assert verdict.code == "truncated" and "2047" in verdict.reason
+
+
+def test_service_picks_up_identity_changes_without_restart(config: Path) -> None:
+    service = verifier.VerifierService(str(config))
+    token = boto3_token(RESTRICTED, user="iamuser2")
+    assert service.decide("postgresql", "iamuser2", token).ok
+    write_config(config, [LONG_TERM, TEMPORARY])  # retired
+    assert service.decide("postgresql", "iamuser2", token).code == "access-key"
+    write_config(config, list(CREDENTIALS.values()))  # back
+    assert service.decide("postgresql", "iamuser2", token).ok
+
+
+def test_service_fails_closed_on_a_bad_config(config: Path) -> None:
+    service = verifier.VerifierService(str(config))
+    config.write_text("{not json")
+    verdict = service.decide("postgresql", "iamuser", boto3_token(LONG_TERM))
+    assert not verdict.ok and verdict.code == "config"
+    with pytest.raises(FileNotFoundError):
+        verifier.VerifierService(str(config.with_name("missing.json")))
+
+
+def test_service_throttles_new_tokens_only(config: Path) -> None:
+    write_config(config, list(CREDENTIALS.values()), rate_limit=2)
+    service = verifier.VerifierService(str(config))
+    tokens = [presign(signed_at=datetime.datetime.now(datetime.timezone.utc)
+                      - datetime.timedelta(seconds=i)) for i in range(4)]
+    codes = [service.decide("postgresql", "iamuser", t).code for t in tokens]
+    assert codes == ["ok", "ok", "throttled", "throttled"]
+    # Tokens already seen pass whatever the rate; other servers have their own budget.
+    assert [service.decide("postgresql", "iamuser", t).code for t in tokens[:2] * 5] == ["ok"] * 10
+    assert service.decide("pgbouncer", "iamuser", tokens[2]).ok
+    reason = service.decide("postgresql", "iamuser", tokens[3]).reason
+    assert reason.startswith("throttled: IAM authentication rate exceeded (2 new tokens")
+
+
+def test_rate_limiter_window_slides() -> None:
+    limiter = verifier.RateLimiter(2)
+    assert limiter.admit("a", 0.0) and limiter.admit("b", 0.1)
+    assert not limiter.admit("c", 0.5)
+    assert limiter.admit("c", 1.05)  # "a" left the window
+    assert limiter.admit("a", 1.06)  # seen: never throttled
+    assert verifier.RateLimiter(None).admit("anything", 0.0)
+
+
+@given(
+    limit=st.integers(min_value=1, max_value=20),
+    events=st.lists(
+        st.tuples(st.integers(min_value=0, max_value=30), st.floats(min_value=0, max_value=0.3)),
+        max_size=200,
+    ),
+)
+def test_rate_limiter_never_admits_more_than_the_limit_of_new_tokens(
+    limit: int, events: list[tuple[int, float]]
 ) -> None:
-    token = boto3_token(TEMPORARY, session="x" * 300)[:511]  # what pam_exec hands over
-    status, log = run_script(config, token, monkeypatch=monkeypatch)
-    assert status == 1
-    assert str(log[0]["reason"]).startswith("truncated: ")
-    assert log[0]["token_length"] == 511
-    assert log[0]["token_sha256"] == verifier.token_fingerprint(token + "cut off by pam_exec")
+    limiter = verifier.RateLimiter(limit)
+    now, admitted_new, seen = 0.0, [], set()
+    for token_id, step in events:
+        now += step
+        token = f"t{token_id}"
+        ok = limiter.admit(token, now)
+        if token in seen:
+            assert ok, "a token seen before is never throttled"
+        elif ok:
+            admitted_new.append(now)
+            seen.add(token)
+    for i, start in enumerate(admitted_new):
+        in_window = [t for t in admitted_new[i:] if t < start + 1.0]
+        assert len(in_window) <= limit
 
 
-def test_script_fails_closed_on_a_bad_config(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    bad = tmp_path / "missing.json"
-    monkeypatch.setenv("PAM_USER", "iamuser")
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"token\0")))
-    assert verifier.main(["--config", str(bad), "--service", "postgresql"]) == 1
+def _ask(path: str, user: str, token: str) -> bytes:
+    """What pam_rds_iam.c does: two length-prefixed fields, then read the answer to EOF."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(path)
+        for field in (user, token):
+            data = field.encode()
+            sock.sendall(struct.pack(">I", len(data)) + data)
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    return answer
+
+
+def test_service_answers_on_its_sockets(config: Path) -> None:
+    service = verifier.VerifierService(str(config))
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    stop = asyncio.Event()
+
+    async def run() -> None:
+        task = asyncio.ensure_future(service.serve(stop))
+        while not all(os.path.exists(s["socket"]) for s in service.services.values()):
+            await asyncio.sleep(0.01)
+        ready.set()
+        await task
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(run(),))
+    thread.start()
+    try:
+        assert ready.wait(10)
+        sock = service.services["postgresql"]["socket"]
+        assert os.stat(sock).st_mode & 0o777 == 0o600
+        long_token = boto3_token(TEMPORARY, session="IQoJb3JpZ2luX2VjE" * 250)
+        assert len(long_token) > 4096
+        write_config(config, [*CREDENTIALS.values(), Credential(
+            TEMPORARY.access_key_id, TEMPORARY.secret_access_key,
+            "IQoJb3JpZ2luX2VjE" * 250, "temporary")])
+        assert _ask(sock, "iamuser", long_token) == b"1"
+        answer = _ask(sock, "iamuser2", long_token)
+        assert answer.startswith(b"0rds-iam: user: ")
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+        loop.close()
 
 
 def test_verifier_uses_the_standard_library_only() -> None:
-    """PAM runs it under /usr/bin/python3, outside our virtualenv and package."""
+    """The emulator runs it with -I -S from a copy: outside our virtualenv and package."""
     tree = ast.parse(Path(verifier.__file__).read_text())
     imported: set[str] = set()
     for node in ast.walk(tree):
