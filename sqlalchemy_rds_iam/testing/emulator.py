@@ -221,6 +221,7 @@ class Emulator:
             info = self.status()
             started = info is None
             if info is None:
+                self._refuse_foreign()
                 self._cleanup()
                 try:
                     info = self._start(binaries, names)
@@ -237,6 +238,17 @@ class Emulator:
                     state["keep"] = True
                     self.state.write(state)
             return info, started
+
+    def _refuse_foreign(self) -> None:
+        """Never clean up an emulator that another version of this package runs here."""
+        alive = [pid for pid in self.state.foreign_pids() if servers.process_alive(pid)]
+        if alive:
+            raise EmulatorError(
+                f"an emulator started by another version of sqlalchemy-rds-iam runs in "
+                f"{self.state_dir} (pids {', '.join(map(str, alive))}); stop it with that "
+                "version, or use another state directory (--state-dir, "
+                f"${STATE_DIR_ENV}, --rds-iam-emulator-dir)"
+            )
 
     def _server_names(self, binaries: servers.Binaries) -> dict[str, str | None]:
         """Each server to run (None) or skip (the reason); raise if a requested one can't run."""

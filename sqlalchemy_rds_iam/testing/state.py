@@ -43,6 +43,19 @@ class StateFile:
             return None
         return state if state.get("version") == _VERSION else None
 
+    def foreign_pids(self) -> list[int]:
+        """Pids recorded by another version of this code (whose state :meth:`read` ignores)."""
+        try:
+            state = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []
+        if not isinstance(state, dict) or state.get("version") == _VERSION:
+            return []
+        pids = state.get("pids")
+        if not isinstance(pids, dict):
+            return []
+        return [pid for pid in pids.values() if isinstance(pid, int)]
+
     def begin(self) -> None:
         """Start a fresh state (nothing running yet)."""
         self._state = {"version": _VERSION, "pids": {}, "started": time.time()}
