@@ -23,24 +23,19 @@ they replaced) and deletes the state directory. Root is required: only root writ
 
 from __future__ import annotations
 
-import base64
 import fcntl
 import hashlib
 import os
-import secrets
-import shutil
-import signal
-import string
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy_rds_iam.testing import pam, servers, wiring
+from sqlalchemy_rds_iam.testing import launch, pam, servers, wiring
 from sqlalchemy_rds_iam.testing.errors import EmulatorError, EmulatorNeedsRootError
-from sqlalchemy_rds_iam.testing.info import EmulatorInfo, Identity, ServerInfo
+from sqlalchemy_rds_iam.testing.identities import make_identities, reconfigure, session_token
+from sqlalchemy_rds_iam.testing.info import EmulatorInfo, Identity
 from sqlalchemy_rds_iam.testing.state import StateFile
 
 __all__ = [
@@ -50,57 +45,17 @@ __all__ = [
     "Emulator",
     "default_state_dir",
     "make_identities",
+    "session_token",
 ]
 
 DEFAULT_STATE_DIR = Path("/tmp/sqlalchemy-rds-iam-emulator")  # noqa: S108 -- private, 0755 root
 STATE_DIR_ENV = "SQLALCHEMY_RDS_IAM_EMULATOR_DIR"
 DEFAULT_REGION = "us-east-1"
-HOST = "localhost"
-#: Length of the ``temporary`` identity's session token: real STS tokens (Lambda's role
-#: credentials, assumed roles, SSO) run to a thousand characters and more.
-SESSION_TOKEN_LENGTH = 1200
-_VERIFIER_NAMES = ("python*",)
-_SERVER_NAMES = ("postgres", "mariadbd", "mysqld", "pgbouncer")
-_SERVER_CLASSES: dict[str, type[servers.Server]] = {
-    "postgresql": servers.PostgresServer,
-    "mysql": servers.MariaDbServer,
-    "pgbouncer": servers.PgBouncerServer,
-}
 
 
 def default_state_dir() -> Path:
     """``$SQLALCHEMY_RDS_IAM_EMULATOR_DIR`` if set, else ``/tmp/sqlalchemy-rds-iam-emulator``."""
     return Path(os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR)
-
-
-def _key_id(prefix: str) -> str:
-    return prefix + "".join(secrets.choice(string.ascii_uppercase + "234567") for _ in range(16))
-
-
-def _secret(length: int = 40) -> str:
-    return base64.b64encode(secrets.token_bytes(length)).decode()[:length]
-
-
-def session_token(length: int = SESSION_TOKEN_LENGTH) -> str:
-    """A made-up STS session token of ``length`` characters, shaped like a real one.
-
-    Base64 with ``+``, ``/`` and ``=``, as real ones are, so that URL encoding (which makes
-    the token in the password longer still) is exercised.
-    """
-    prefix, suffix = "IQoJb3JpZ2luX2VjE", "+/="
-    body = base64.b64encode(secrets.token_bytes(length)).decode()
-    return prefix + body[: max(0, length - len(prefix) - len(suffix))] + suffix
-
-
-def make_identities() -> dict[str, Identity]:
-    """Fresh throwaway identities: long-term, temporary (real-size session token), restricted."""
-    return {
-        "primary": Identity("primary", _key_id("AKIA"), _secret()),
-        "temporary": Identity("temporary", _key_id("ASIA"), _secret(), session_token()),
-        "restricted": Identity(
-            "restricted", _key_id("AKIA"), _secret(), allowed_users=(servers.IAM_USERS[1],)
-        ),
-    }
 
 
 class Emulator:
@@ -126,11 +81,11 @@ class Emulator:
         path = Path(state_dir) if state_dir is not None else default_state_dir()
         self.state_dir = path.absolute()
         self.region = region
-        unknown = set(servers or ()) - set(_SERVER_CLASSES)
+        unknown = set(servers or ()) - set(launch.SERVER_CLASSES)
         if unknown:
             raise EmulatorError(
                 f"unknown server(s) {', '.join(sorted(unknown))}; choose among "
-                + ", ".join(_SERVER_CLASSES)
+                + ", ".join(launch.SERVER_CLASSES)
             )
         self.requested = tuple(servers) if servers is not None else None
         self.with_pgbouncer = pgbouncer
@@ -153,7 +108,8 @@ class Emulator:
         return self.state.path
 
     @property
-    def _backup_dir(self) -> Path:
+    def backup_dir(self) -> Path:
+        """Where PAM files that ours replaced wait to be restored."""
         return self.state_dir / "pam-backup"
 
     @contextmanager
@@ -184,7 +140,11 @@ class Emulator:
         if "info" not in state or set(pids) != {*state["info"]["servers"], "verifier"}:
             return False
         for name, pid in pids.items():
-            names = _VERIFIER_NAMES if name == "verifier" else _SERVER_CLASSES[name].process_names
+            names = (
+                launch.VERIFIER_NAMES
+                if name == "verifier"
+                else launch.SERVER_CLASSES[name].process_names
+            )
             if not servers.process_alive(pid, names):
                 return False
         return all(
@@ -215,22 +175,25 @@ class Emulator:
         ``keep=False`` (the pytest fixture) leaves the decision to stop to :meth:`release`.
         """
         binaries = servers.find_binaries()
-        names = self._server_names(binaries)
+        names = launch.plan_servers(binaries, self.requested, pgbouncer=self.with_pgbouncer)
         self._require_root("the RDS IAM emulator")
         with self._lock():
             info = self.status()
             started = info is None
             if info is None:
                 self._refuse_foreign()
-                self._cleanup()
+                launch.teardown(self)
                 try:
-                    info = self._start(binaries, names)
+                    info = launch.Launch(self).run(binaries, names)
                 except BaseException:
-                    self._cleanup()
+                    launch.teardown(self)
                     raise
             elif self.extra_identities or self.rate_limit is not None:
-                info = self._reconfigure(
-                    add=self.extra_identities.values(), rate_limit=self.rate_limit
+                info = reconfigure(
+                    self.state,
+                    self.verifier,
+                    add=self.extra_identities.values(),
+                    rate_limit=self.rate_limit,
                 )
             if keep:
                 state = self.state.read()
@@ -250,175 +213,9 @@ class Emulator:
                 f"${STATE_DIR_ENV}, --rds-iam-emulator-dir)"
             )
 
-    def _server_names(self, binaries: servers.Binaries) -> dict[str, str | None]:
-        """Each server to run (None) or skip (the reason); raise if a requested one can't run."""
-        if self.requested is not None:
-            binaries.require(self.requested)
-            wanted = [n for n in servers.SERVER_NAMES if n in self.requested]
-        else:
-            wanted = list(binaries.available)
-            if not wanted:
-                binaries.require(servers.SERVER_NAMES[:2])
-        if not self.with_pgbouncer and "pgbouncer" in wanted:
-            wanted.remove("pgbouncer")
-        if "pgbouncer" in wanted and "postgresql" not in wanted:
-            raise EmulatorError("PgBouncer fronts PostgreSQL: run postgresql too")
-        result: dict[str, str | None] = {}
-        for name in servers.SERVER_NAMES:
-            if name in wanted:
-                result[name] = None
-            elif name in binaries.missing:
-                package = servers.DEBIAN_PACKAGES[name]
-                result[name] = f"not installed: {binaries.missing[name]} (Debian: {package})"
-            else:
-                result[name] = "left out (servers=)"
-        return result
 
-    def _start(self, binaries: servers.Binaries, names: dict[str, str | None]) -> EmulatorInfo:
-        from sqlalchemy_rds_iam.testing.certs import make_tls_files
 
-        state_dir = self.state_dir
-        state_dir.mkdir(parents=True, mode=0o755)
-        state_dir.chmod(0o755)  # the servers' users must traverse it
-        self.state.begin()
-        module = wiring.build_pam_module()
-        tls = make_tls_files(state_dir / "tls")
-        identities = {**make_identities(), **self.extra_identities}
-        running = [n for n, why in names.items() if why is None]
-        ports: dict[str, int] = {}
-        for name in running:
-            port = servers.free_port()
-            while port in ports.values():
-                port = servers.free_port()
-            ports[name] = port
-        passwords = {n: secrets.token_hex(16) for n in ("postgresql", "mysql")}
 
-        instances = self._instances(binaries, running, ports, passwords)
-        self.verifier.dir.mkdir(mode=0o755)
-        services: dict[str, dict[str, Any]] = {}
-        for name, server in instances.items():
-            log = self.verifier.dir / f"{name}.log"
-            servers.write_file(log, "", "root", 0o644)
-            uid, _ = servers.user_ids(server.user)
-            services[name] = {
-                # What a client may sign for: the name the certificate carries.
-                "endpoints": [f"{HOST}:{ports[name]}", f"127.0.0.1:{ports[name]}"],
-                "log": str(log),
-                "socket": str(self.verifier.socket(name)),
-                "owner": uid,
-                "wake_port": ports[name] if name == "pgbouncer" else None,
-                "max_password": servers.MAX_PASSWORD.get(name),
-            }
-        wiring.write_verifier_config(
-            self.verifier,
-            region=self.region,
-            identities=identities,
-            rate_limit=self.rate_limit or None,
-            services=services,
-        )
-        self.state.record_pid("verifier", wiring.start_verifier(self.verifier))
-        for name, server in instances.items():
-            stack = wiring.pam_stack(module, self.verifier.socket(name))
-            if isinstance(server, servers.PgBouncerServer):
-                assert server.pam_dir is not None
-                servers.make_dir(server.pam_dir, "root", 0o755)
-                servers.write_file(server.pam_dir / "pgbouncer", stack, "root", 0o644)
-            else:
-                text = pam.service_text(state_dir, stack)
-                pam.install(self.pam_services[name], text, state_dir, self._backup_dir)
-            server.prepare(tls)
-
-        self._start_servers(instances, tls)
-        server_infos = {
-            name: ServerInfo(
-                name=name,
-                dialect="mysql" if name == "mysql" else "postgresql",
-                host=HOST,
-                port=ports[name],
-                database=servers.DATABASE,
-                users=servers.IAM_USERS,
-                ca_path=str(tls.ca_cert),
-                region=self.region,
-                pam_service=self.pam_services[name],
-                verifier_log=services[name]["log"],
-                password_user=servers.PASSWORD_USER if name in passwords else None,
-                password=passwords.get(name),
-            )
-            for name in instances
-        }
-        info = EmulatorInfo(
-            state_dir=str(state_dir),
-            region=self.region,
-            ca_path=str(tls.ca_cert),
-            identities=identities,
-            servers=server_infos,
-            skipped={n: why for n, why in names.items() if why is not None},
-            rate_limit=self.rate_limit or None,
-        )
-        self.state.finish(info.to_dict())
-        return info
-
-    def _instances(
-        self,
-        binaries: servers.Binaries,
-        running: list[str],
-        ports: dict[str, int],
-        passwords: dict[str, str],
-    ) -> dict[str, servers.Server]:
-        instances: dict[str, servers.Server] = {}
-        roots = {"postgresql": "postgresql", "mysql": "mariadb", "pgbouncer": "pgbouncer"}
-        for name in running:
-            root = self.state_dir / roots[name]
-            if name == "pgbouncer":
-                pg = instances["postgresql"]
-                assert isinstance(pg, servers.PostgresServer)
-                instances[name] = servers.PgBouncerServer(
-                    root, ports[name], binaries, postgres=pg, pam_dir=root / "pam.d"
-                )
-            else:
-                cls = _SERVER_CLASSES[name]
-                assert issubclass(cls, servers.DatabaseServer)
-                instances[name] = cls(
-                    root,
-                    ports[name],
-                    binaries,
-                    pam_service=self.pam_services[name],
-                    password=passwords[name],
-                )
-        return instances
-
-    def _start_servers(self, instances: dict[str, servers.Server], tls: Any) -> None:
-        """Start the databases in parallel, then PgBouncer; report every failure, not one.
-
-        Each server records its pid the moment its process exists, so a failure anywhere
-        leaves nothing unrecorded for the cleanup.
-        """
-
-        def recorder(name: str) -> Callable[[int], None]:
-            return lambda pid: self.state.record_pid(name, pid)
-
-        errors: dict[str, BaseException] = {}
-        databases = [n for n in instances if n != "pgbouncer"]
-        with ThreadPoolExecutor(max_workers=max(1, len(databases))) as pool:
-            futures = {n: pool.submit(instances[n].start, tls, recorder(n)) for n in databases}
-            for name, future in futures.items():
-                exc = future.exception()
-                if exc is not None:
-                    errors[name] = exc
-        if "pgbouncer" in instances:
-            if "postgresql" in errors:
-                errors["pgbouncer"] = EmulatorError("not started: PostgreSQL failed")
-            else:
-                try:
-                    instances["pgbouncer"].start(tls, recorder("pgbouncer"))
-                except Exception as exc:
-                    errors["pgbouncer"] = exc
-        if errors:
-            first = next(iter(errors.values()))
-            if len(errors) == 1 and isinstance(first, EmulatorError):
-                raise first
-            report = "\n".join(f"{name}: {type(e).__name__}: {e}" for name, e in errors.items())
-            raise EmulatorError(f"the emulator could not start:\n{report}") from first
 
     # -- identities and throttling on a running emulator ---------------------------------------
 
@@ -445,47 +242,10 @@ class Emulator:
         with self._lock():
             if self.status() is None:
                 raise EmulatorError(f"no emulator runs in {self.state_dir}; start it first")
-            return self._reconfigure(add=add, retire=retire, rate_limit=rate_limit)
+            return reconfigure(
+                self.state, self.verifier, add=add, retire=retire, rate_limit=rate_limit
+            )
 
-    def _reconfigure(
-        self,
-        *,
-        add: Iterable[Identity] = (),
-        retire: Iterable[str] = (),
-        rate_limit: int | None = None,
-    ) -> EmulatorInfo:
-        """Rewrite the verifier's config and the state (lock held, emulator running)."""
-        state = self.state.read()
-        assert state is not None
-        info = EmulatorInfo.from_dict(state["info"])
-        identities = dict(info.identities)
-        for name in retire:
-            if name not in identities:
-                raise EmulatorError(
-                    f"no identity {name!r}; the emulator has {', '.join(identities)}"
-                )
-            del identities[name]
-        identities.update((i.name, i) for i in add)
-        limit = info.rate_limit if rate_limit is None else (rate_limit or None)
-        config = wiring.read_verifier_config(self.verifier)
-        wiring.write_verifier_config(
-            self.verifier,
-            region=info.region,
-            identities=identities,
-            rate_limit=limit,
-            services=config["services"],
-        )
-        data = info.to_dict()
-        data["identities"] = {
-            n: {**i, "allowed_users": list(i["allowed_users"])}
-            for n, i in EmulatorInfo(
-                info.state_dir, info.region, info.ca_path, identities=identities
-            ).to_dict()["identities"].items()
-        }
-        data["rate_limit"] = limit
-        state["info"] = data
-        self.state.write(state)
-        return EmulatorInfo.from_dict(data)
 
     # -- sharing between processes ----------------------------------------------------------
 
@@ -516,7 +276,7 @@ class Emulator:
             state = self.state.read() or {}
             if not stop or others or state.get("keep"):
                 return False
-            self._cleanup()
+            launch.teardown(self)
             return True
 
     # -- stop -----------------------------------------------------------------------------
@@ -527,7 +287,7 @@ class Emulator:
             return False
         self._require_root("stopping the RDS IAM emulator")
         with self._lock():
-            self._cleanup()
+            launch.teardown(self)
         return True
 
     def _own_pam_files(self) -> list[str]:
@@ -537,35 +297,4 @@ class Emulator:
             if pam.owner_of(pam.PAM_DIR / n) == str(self.state_dir)
         ]
 
-    def _cleanup(self) -> None:
-        """End everything this state dir ran, recorded or not, and remove its traces."""
-        state = self.state.read() or {}
-        recorded: dict[str, int] = state.get("pids", {})
-        # PgBouncer first: it holds connections to PostgreSQL. The verifier last.
-        for name in ("pgbouncer", "mysql", "postgresql", "verifier"):
-            pid = recorded.get(name)
-            names: tuple[str, ...]
-            sig: int
-            if name == "verifier":
-                names, sig = _VERIFIER_NAMES, signal.SIGTERM
-            else:
-                cls = _SERVER_CLASSES[name]
-                names, sig = cls.process_names, cls.stop_signal
-            if pid is not None and servers.process_alive(pid, names):
-                servers.terminate(pid, sig)
-        # A run that crashed before recording its pids: find processes by their paths.
-        if self.state_dir.exists():
-            for pid in servers.processes_under(self.state_dir, _SERVER_NAMES):
-                servers.terminate(pid, signal.SIGINT if _is_postgres(pid) else signal.SIGTERM)
-            script = str(self.verifier.script)
-            for pid in servers.processes_under(self.state_dir, _VERIFIER_NAMES, arg=script):
-                servers.terminate(pid)
-        # Every name this state dir may have used (an older version wrote pgbouncer's too).
-        for name in {*self.pam_services.values(), "pgbouncer"}:
-            pam.remove(name, self.state_dir, self._backup_dir)
-        if self.state_dir.exists():
-            shutil.rmtree(self.state_dir)
 
-
-def _is_postgres(pid: int) -> bool:
-    return servers.process_alive(pid, ("postgres",))

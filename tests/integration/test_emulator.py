@@ -35,7 +35,7 @@ from sqlalchemy_rds_iam.testing import (
     presign_token,
 )
 from sqlalchemy_rds_iam.testing.cli import add_emulator_parser
-from sqlalchemy_rds_iam.testing.errors import ServerNotRunningError
+from sqlalchemy_rds_iam.testing.errors import EmulatorError, ServerNotRunningError
 from sqlalchemy_rds_iam.testing.servers import MAX_PASSWORD
 
 pytestmark = pytest.mark.integration
@@ -488,7 +488,7 @@ DRIVER_CASES = (
 @pytest.fixture(scope="module")
 def big_identity(rds_iam_emulator: EmulatorInfo) -> Iterator[EmulatorInfo]:
     """An identity whose session token makes tokens of more than 4 KB, added for this module."""
-    from sqlalchemy_rds_iam.testing.emulator import session_token
+    from sqlalchemy_rds_iam.testing.identities import session_token
 
     name = f"big-{secrets.token_hex(3)}"
     ident = Identity(name, "ASIA" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30),
@@ -694,10 +694,18 @@ def test_iam_throttling_spares_cached_tokens(monkeypatch: pytest.MonkeyPatch) ->
     from sqlalchemy.pool import NullPool
 
     state_dir = Path("/tmp") / f"rds-iam-throttle-{secrets.token_hex(4)}"
-    emulator = Emulator(state_dir, servers=["postgresql"], rate_limit=50)
+    emulator = Emulator(state_dir)
+    mine = Identity("mine", "ASIA" + secrets.token_hex(8).upper(), "s3cret", "IQoJb3JpZ2luX2VjE")
     try:
-        info = emulator.start()
-        assert info.rate_limit == 50
+        status, out = run_cli(
+            "start", "--json", "--state-dir", str(state_dir), "--servers", "postgresql",
+            "--iam-rate-limit", "50", "--identity",
+            f"mine={mine.access_key_id}:{mine.secret_access_key}:{mine.session_token}",
+        )
+        assert status == 0
+        info = EmulatorInfo.from_json(out)
+        assert info.rate_limit == 50 and set(info.servers) == {"postgresql"}
+        assert info.identities["mine"] == mine and "primary" in info.identities
         server = info.postgresql
         for name, value in info.aws_env().items():
             monkeypatch.setenv(name, value)
@@ -748,3 +756,38 @@ def test_iam_throttling_spares_cached_tokens(monkeypatch: pytest.MonkeyPatch) ->
         assert emulator.set_rate_limit(None).rate_limit is None
     finally:
         emulator.stop()
+
+
+def test_a_failed_start_reports_every_server_and_records_what_ran(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sqlalchemy_rds_iam.testing import launch, servers
+
+    def pg_start(self: Any, tls: Any, record: Any) -> None:
+        record(os.getpid())  # a process exists, then the setup fails
+        raise servers.EmulatorError("initdb failed: disk full")
+
+    def my_start(self: Any, tls: Any, record: Any) -> None:
+        raise RuntimeError("mariadbd crashed")
+
+    seen: list[dict[str, Any] | None] = []
+    real_teardown = launch.teardown
+
+    def teardown(emulator: Emulator) -> None:
+        seen.append(emulator.state.read())
+        real_teardown(emulator)
+
+    monkeypatch.setattr(servers.PostgresServer, "start", pg_start)
+    monkeypatch.setattr(servers.MariaDbServer, "start", my_start)
+    monkeypatch.setattr(launch, "teardown", teardown)
+    state_dir = Path("/tmp") / f"rds-iam-emulator-fail-{secrets.token_hex(4)}"
+    with pytest.raises(EmulatorError) as exc:
+        Emulator(state_dir).ensure_started()
+    message = str(exc.value)
+    assert "postgresql: EmulatorError: initdb failed: disk full" in message
+    assert "mysql: RuntimeError: mariadbd crashed" in message
+    assert "pgbouncer: EmulatorError: not started: PostgreSQL failed" in message
+    recorded = seen[-1]
+    assert recorded is not None and recorded["pids"]["postgresql"] == os.getpid()
+    assert "verifier" in recorded["pids"]
+    assert not state_dir.exists()

@@ -12,6 +12,7 @@ from sqlalchemy_rds_iam.testing import servers
 from sqlalchemy_rds_iam.testing.emulator import Emulator
 from sqlalchemy_rds_iam.testing.errors import EmulatorError, ServerBinariesMissingError
 from sqlalchemy_rds_iam.testing.info import EmulatorInfo
+from sqlalchemy_rds_iam.testing.launch import plan_servers
 
 
 @pytest.fixture
@@ -24,11 +25,9 @@ def no_pgbouncer(monkeypatch: pytest.MonkeyPatch) -> servers.Binaries:
     return binaries
 
 
-def test_pgbouncer_absent_is_skipped_with_a_note(
-    tmp_path: Path, no_pgbouncer: servers.Binaries
-) -> None:
+def test_pgbouncer_absent_is_skipped_with_a_note(no_pgbouncer: servers.Binaries) -> None:
     assert no_pgbouncer.available == ("postgresql", "mysql")
-    names = Emulator(tmp_path)._server_names(no_pgbouncer)
+    names = plan_servers(no_pgbouncer, None)
     assert names == {
         "postgresql": None,
         "mysql": None,
@@ -36,11 +35,9 @@ def test_pgbouncer_absent_is_skipped_with_a_note(
     }
 
 
-def test_pgbouncer_asked_for_but_absent_names_the_package(
-    tmp_path: Path, no_pgbouncer: servers.Binaries
-) -> None:
+def test_pgbouncer_asked_for_but_absent_names_the_package(no_pgbouncer: servers.Binaries) -> None:
     with pytest.raises(ServerBinariesMissingError, match=r"apt-get install pgbouncer\)"):
-        Emulator(tmp_path, servers=["postgresql", "pgbouncer"])._server_names(no_pgbouncer)
+        plan_servers(no_pgbouncer, ("postgresql", "pgbouncer"))
 
 
 def test_servers_option_is_checked(tmp_path: Path) -> None:
@@ -48,8 +45,8 @@ def test_servers_option_is_checked(tmp_path: Path) -> None:
         Emulator(tmp_path, servers=["oracle"])
     binaries = servers.Binaries(Path("/x"), "m", "i", "c", "p", "auth_pam_v1")
     with pytest.raises(EmulatorError, match="PgBouncer fronts PostgreSQL"):
-        Emulator(tmp_path, servers=["mysql", "pgbouncer"])._server_names(binaries)
-    assert Emulator(tmp_path, servers=["mysql"])._server_names(binaries) == {
+        plan_servers(binaries, ("mysql", "pgbouncer"))
+    assert plan_servers(binaries, ("mysql",)) == {
         "postgresql": "left out (servers=)",
         "mysql": None,
         "pgbouncer": "left out (servers=)",

@@ -1,0 +1,252 @@
+"""Start a fresh emulator: pick the servers, wire PAM to the verifier, start everything.
+
+:class:`Launch` does one start for an :class:`~sqlalchemy_rds_iam.testing.emulator.Emulator`
+(which holds the lock and decides whether a start is needed); :func:`teardown` ends whatever
+a state directory ran, recorded or not. Each process's pid is recorded in the state file the
+moment it exists, and a failure in one server is reported together with the others', so a
+start that fails halfway hides no error and leaves nothing unrecorded.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import signal
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy_rds_iam.testing import pam, servers, wiring
+from sqlalchemy_rds_iam.testing.errors import EmulatorError
+from sqlalchemy_rds_iam.testing.identities import make_identities
+from sqlalchemy_rds_iam.testing.info import EmulatorInfo, ServerInfo
+
+if TYPE_CHECKING:
+    from sqlalchemy_rds_iam.testing.emulator import Emulator
+
+__all__ = ["HOST", "SERVER_CLASSES", "Launch", "plan_servers", "teardown"]
+
+HOST = "localhost"
+VERIFIER_NAMES = ("python*",)
+_SERVER_PROCESS_NAMES = ("postgres", "mariadbd", "mysqld", "pgbouncer")
+SERVER_CLASSES: dict[str, type[servers.Server]] = {
+    "postgresql": servers.PostgresServer,
+    "mysql": servers.MariaDbServer,
+    "pgbouncer": servers.PgBouncerServer,
+}
+
+
+def plan_servers(
+    binaries: servers.Binaries, requested: tuple[str, ...] | None, *, pgbouncer: bool = True
+) -> dict[str, str | None]:
+    """Each server to run (None) or skip (the reason); raise if a requested one can't run."""
+    if requested is not None:
+        binaries.require(requested)
+        wanted = [n for n in servers.SERVER_NAMES if n in requested]
+    else:
+        wanted = list(binaries.available)
+        if not wanted:
+            binaries.require(servers.SERVER_NAMES[:2])
+    if not pgbouncer and "pgbouncer" in wanted:
+        wanted.remove("pgbouncer")
+    if "pgbouncer" in wanted and "postgresql" not in wanted:
+        raise EmulatorError("PgBouncer fronts PostgreSQL: run postgresql too")
+    result: dict[str, str | None] = {}
+    for name in servers.SERVER_NAMES:
+        if name in wanted:
+            result[name] = None
+        elif name in binaries.missing:
+            package = servers.DEBIAN_PACKAGES[name]
+            result[name] = f"not installed: {binaries.missing[name]} (Debian: {package})"
+        else:
+            result[name] = "left out (servers=)"
+    return result
+
+
+class Launch:
+    """One start of ``emulator`` (its lock held, its state directory absent)."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+
+    def run(self, binaries: servers.Binaries, names: dict[str, str | None]) -> EmulatorInfo:
+        """Start everything ``names`` says to run; return the info clients need."""
+        em = self.emulator
+        from sqlalchemy_rds_iam.testing.certs import make_tls_files
+
+        state_dir = em.state_dir
+        state_dir.mkdir(parents=True, mode=0o755)
+        state_dir.chmod(0o755)  # the servers' users must traverse it
+        em.state.begin()
+        module = wiring.build_pam_module()
+        tls = make_tls_files(state_dir / "tls")
+        identities = {**make_identities(), **em.extra_identities}
+        running = [n for n, why in names.items() if why is None]
+        ports: dict[str, int] = {}
+        for name in running:
+            port = servers.free_port()
+            while port in ports.values():
+                port = servers.free_port()
+            ports[name] = port
+        passwords = {n: secrets.token_hex(16) for n in ("postgresql", "mysql")}
+
+        instances = self._instances(binaries, running, ports, passwords)
+        em.verifier.dir.mkdir(mode=0o755)
+        services: dict[str, dict[str, Any]] = {}
+        for name, server in instances.items():
+            log = em.verifier.dir / f"{name}.log"
+            servers.write_file(log, "", "root", 0o644)
+            uid, _ = servers.user_ids(server.user)
+            services[name] = {
+                # What a client may sign for: the name the certificate carries.
+                "endpoints": [f"{HOST}:{ports[name]}", f"127.0.0.1:{ports[name]}"],
+                "log": str(log),
+                "socket": str(em.verifier.socket(name)),
+                "owner": uid,
+                "wake_port": ports[name] if name == "pgbouncer" else None,
+                "max_password": servers.MAX_PASSWORD.get(name),
+            }
+        wiring.write_verifier_config(
+            em.verifier,
+            region=em.region,
+            identities=identities,
+            rate_limit=em.rate_limit or None,
+            services=services,
+        )
+        em.state.record_pid("verifier", wiring.start_verifier(em.verifier))
+        for name, server in instances.items():
+            stack = wiring.pam_stack(module, em.verifier.socket(name))
+            if isinstance(server, servers.PgBouncerServer):
+                assert server.pam_dir is not None
+                servers.make_dir(server.pam_dir, "root", 0o755)
+                servers.write_file(server.pam_dir / "pgbouncer", stack, "root", 0o644)
+            else:
+                text = pam.service_text(state_dir, stack)
+                pam.install(em.pam_services[name], text, state_dir, em.backup_dir)
+            server.prepare(tls)
+
+        self._start_servers(instances, tls)
+        server_infos = {
+            name: ServerInfo(
+                name=name,
+                dialect="mysql" if name == "mysql" else "postgresql",
+                host=HOST,
+                port=ports[name],
+                database=servers.DATABASE,
+                users=servers.IAM_USERS,
+                ca_path=str(tls.ca_cert),
+                region=em.region,
+                pam_service=em.pam_services[name],
+                verifier_log=services[name]["log"],
+                password_user=servers.PASSWORD_USER if name in passwords else None,
+                password=passwords.get(name),
+            )
+            for name in instances
+        }
+        info = EmulatorInfo(
+            state_dir=str(state_dir),
+            region=em.region,
+            ca_path=str(tls.ca_cert),
+            identities=identities,
+            servers=server_infos,
+            skipped={n: why for n, why in names.items() if why is not None},
+            rate_limit=em.rate_limit or None,
+        )
+        em.state.finish(info.to_dict())
+        return info
+
+    def _instances(
+        self,
+        binaries: servers.Binaries,
+        running: list[str],
+        ports: dict[str, int],
+        passwords: dict[str, str],
+    ) -> dict[str, servers.Server]:
+        instances: dict[str, servers.Server] = {}
+        roots = {"postgresql": "postgresql", "mysql": "mariadb", "pgbouncer": "pgbouncer"}
+        for name in running:
+            root = self.emulator.state_dir / roots[name]
+            if name == "pgbouncer":
+                pg = instances["postgresql"]
+                assert isinstance(pg, servers.PostgresServer)
+                instances[name] = servers.PgBouncerServer(
+                    root, ports[name], binaries, postgres=pg, pam_dir=root / "pam.d"
+                )
+            else:
+                cls = SERVER_CLASSES[name]
+                assert issubclass(cls, servers.DatabaseServer)
+                instances[name] = cls(
+                    root,
+                    ports[name],
+                    binaries,
+                    pam_service=self.emulator.pam_services[name],
+                    password=passwords[name],
+                )
+        return instances
+
+    def _start_servers(self, instances: dict[str, servers.Server], tls: Any) -> None:
+        """Start the databases in parallel, then PgBouncer; report every failure, not one.
+
+        Each server records its pid the moment its process exists, so a failure anywhere
+        leaves nothing unrecorded for the cleanup.
+        """
+
+        def recorder(name: str) -> Callable[[int], None]:
+            return lambda pid: self.emulator.state.record_pid(name, pid)
+
+        errors: dict[str, BaseException] = {}
+        databases = [n for n in instances if n != "pgbouncer"]
+        with ThreadPoolExecutor(max_workers=max(1, len(databases))) as pool:
+            futures = {n: pool.submit(instances[n].start, tls, recorder(n)) for n in databases}
+            for name, future in futures.items():
+                exc = future.exception()
+                if exc is not None:
+                    errors[name] = exc
+        if "pgbouncer" in instances:
+            if "postgresql" in errors:
+                errors["pgbouncer"] = EmulatorError("not started: PostgreSQL failed")
+            else:
+                try:
+                    instances["pgbouncer"].start(tls, recorder("pgbouncer"))
+                except Exception as exc:
+                    errors["pgbouncer"] = exc
+        if errors:
+            first = next(iter(errors.values()))
+            if len(errors) == 1 and isinstance(first, EmulatorError):
+                raise first
+            report = "\n".join(f"{name}: {type(e).__name__}: {e}" for name, e in errors.items())
+            raise EmulatorError(f"the emulator could not start:\n{report}") from first
+
+
+def teardown(emulator: Emulator) -> None:
+    """End everything this state dir ran, recorded or not, and remove its traces."""
+    state = emulator.state.read() or {}
+    recorded: dict[str, int] = state.get("pids", {})
+    # PgBouncer first: it holds connections to PostgreSQL. The verifier last.
+    for name in ("pgbouncer", "mysql", "postgresql", "verifier"):
+        pid = recorded.get(name)
+        names: tuple[str, ...]
+        sig: int
+        if name == "verifier":
+            names, sig = VERIFIER_NAMES, signal.SIGTERM
+        else:
+            cls = SERVER_CLASSES[name]
+            names, sig = cls.process_names, cls.stop_signal
+        if pid is not None and servers.process_alive(pid, names):
+            servers.terminate(pid, sig)
+    # A run that crashed before recording its pids: find processes by their paths.
+    if emulator.state_dir.exists():
+        for pid in servers.processes_under(emulator.state_dir, _SERVER_PROCESS_NAMES):
+            servers.terminate(pid, signal.SIGINT if _is_postgres(pid) else signal.SIGTERM)
+        script = str(emulator.verifier.script)
+        for pid in servers.processes_under(emulator.state_dir, VERIFIER_NAMES, arg=script):
+            servers.terminate(pid)
+    # Every name this state dir may have used (an older version wrote pgbouncer's too).
+    for name in {*emulator.pam_services.values(), "pgbouncer"}:
+        pam.remove(name, emulator.state_dir, emulator.backup_dir)
+    if emulator.state_dir.exists():
+        shutil.rmtree(emulator.state_dir)
+
+
+def _is_postgres(pid: int) -> bool:
+    return servers.process_alive(pid, ("postgres",))
