@@ -658,7 +658,7 @@ default_pool_size = 20
 log_connections = 0
 log_disconnections = 0
 ignore_startup_parameters = extra_float_digits,options,search_path
-logfile = {self.log}
+; no logfile: stderr already goes to {self.log_name} (both would log every line twice)
 pidfile = {self.root / "pgbouncer.pid"}
 """
         ini_path = write_file(self.root / "pgbouncer.ini", ini, self.user, 0o644)
