@@ -71,9 +71,9 @@ class Launch:
 
     def run(self, binaries: servers.Binaries, names: dict[str, str | None]) -> EmulatorInfo:
         """Start everything ``names`` says to run; return the info clients need."""
-        em = self.emulator
-        from sqlalchemy_rds_iam.testing.certs import make_tls_files
+        from sqlalchemy_rds_iam.testing.certs import make_tls_files  # cryptography: lazily
 
+        em = self.emulator
         state_dir = em.state_dir
         state_dir.mkdir(parents=True, mode=0o755)
         state_dir.chmod(0o755)  # the servers' users must traverse it
