@@ -439,6 +439,8 @@ class VerifierService:
 
     #: After answering PgBouncer, connect to it this many seconds later (see :meth:`_wake`).
     WAKE_DELAYS = (0.0005, 0.005, 0.05)
+    #: Seconds a client may take to send its request.
+    READ_TIMEOUT = 10.0
 
     def __init__(self, config_path: str) -> None:
         self.config_path = config_path
@@ -523,16 +525,20 @@ class VerifierService:
         self, service: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         try:
-            user = await _read_field(reader, 1024)
-            token = await _read_field(reader, MAX_TOKEN_BYTES)
+            # The PAM module sends at once; a peer that stalls is dropped, not waited for.
+            user, token = await asyncio.wait_for(self._read_request(reader), self.READ_TIMEOUT)
             verdict = self.handle(service, user, token)
             writer.write(b"1" if verdict.ok else b"0rds-iam: " + verdict.reason.encode())
             await writer.drain()
-        except (asyncio.IncompleteReadError, ValueError, ConnectionError, struct.error):
+        except (asyncio.IncompleteReadError, ValueError, ConnectionError, asyncio.TimeoutError):
             pass
         finally:
             writer.close()
         self._wake(self.services[service].get("wake_port"))
+
+    @staticmethod
+    async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str]:
+        return await _read_field(reader, 1024), await _read_field(reader, MAX_TOKEN_BYTES)
 
     def _handler(
         self, service: str
