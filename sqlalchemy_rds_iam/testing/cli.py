@@ -1,4 +1,4 @@
-"""``sqlalchemy-rds-iam emulator start|stop|status``: the emulator from the command line.
+"""``sqlalchemy-rds-iam emulator start|stop|status|retire``: the emulator from the command line.
 
 The top-level CLI calls :func:`add_emulator_parser`; each subcommand's ``func`` takes the
 parsed arguments and returns the exit status.
@@ -35,7 +35,7 @@ _STATE_HELP = f"state directory of the emulator (default: ${STATE_DIR_ENV} or {D
 
 
 def add_emulator_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``emulator`` and its ``start``, ``stop`` and ``status`` subcommands."""
+    """Register ``emulator`` and its ``start``, ``stop``, ``status`` and ``retire`` subcommands."""
     parser = subparsers.add_parser(
         "emulator",
         help="run a local RDS IAM emulator (PostgreSQL, MariaDB, PgBouncer) for tests",
@@ -112,6 +112,17 @@ def add_emulator_parser(subparsers: argparse._SubParsersAction[argparse.Argument
     )
     status.add_argument("--state-dir", metavar="DIR", help=_STATE_HELP)
     status.set_defaults(func=_status)
+
+    retire = commands.add_parser(
+        "retire",
+        help="remove an identity from the running emulator (simulates rotation)",
+        description="Remove identities from the running emulator: tokens they sign are "
+        "refused from the next login on, without a restart. Add identities with "
+        "`start --identity`, which also applies to a running emulator.",
+    )
+    retire.add_argument("names", metavar="NAME", nargs="+", help="identity to remove")
+    retire.add_argument("--state-dir", metavar="DIR", help=_STATE_HELP)
+    retire.set_defaults(func=_retire)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -212,3 +223,14 @@ def _status(args: argparse.Namespace) -> int:
         print("running")
         _print_summary(info, sys.stdout)
     return 0 if info is not None else 1
+
+
+def _retire(args: argparse.Namespace) -> int:
+    emulator = _emulator(args)
+    try:
+        for name in args.names:
+            emulator.retire_identity(name)
+    except EmulatorError as exc:
+        return _fail(exc)
+    print("retired " + ", ".join(args.names))
+    return 0

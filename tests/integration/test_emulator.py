@@ -414,7 +414,7 @@ def test_cli_status_and_start_json(info: EmulatorInfo) -> None:
 
 
 def test_cli_help_texts() -> None:
-    for sub in ("start", "stop", "status"):
+    for sub in ("start", "stop", "status", "retire"):
         with pytest.raises(SystemExit) as exc:
             run_cli(sub, "--help")
         assert exc.value.code == 0
@@ -664,6 +664,12 @@ def test_identity_added_and_retired_on_a_running_emulator(info: EmulatorInfo) ->
     assert_rejected(server, "iamuser", tok, "access-key")
     with pytest.raises(Exception, match="no identity"):
         emulator.retire_identity(name)
+    # The same from the command line: start --identity adds to a running emulator.
+    spec = f"{name}={ident.access_key_id}:{ident.secret_access_key}"
+    assert run_cli("start", "--state-dir", info.state_dir, "--identity", spec)[0] == 0
+    assert codes(login(server, "iamuser", token())[1]) == {"ok"}
+    assert run_cli("retire", name, "--state-dir", info.state_dir) == (0, f"retired {name}\n")
+    assert name not in Emulator(info.state_dir).status().identities  # type: ignore[union-attr]
 
 
 def test_identity_option_parses() -> None:
