@@ -56,6 +56,7 @@ print(json.dumps({
     "bundles": {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
                 for p in sorted((package / "data").glob("*.pem"))},
     "py_typed": (package / "py.typed").is_file(),
+    "pam_module_source": (package / "testing" / "pam_rds_iam.c").is_file(),
 }))
 """
 
@@ -123,6 +124,7 @@ def main() -> int:
         check(bool(shipped) and probe["bundles"] == shipped,
               f"every *.pem of the source data dir installed, byte-identical ({len(shipped)})")
         check(probe["py_typed"], "py.typed installed")
+        check(probe["pam_module_source"], "the emulator's PAM module source installed")
         cli = env_dir / "bin" / "sqlalchemy-rds-iam"
         help_text = run(cli, "--help").stdout
         check(help_text.startswith("usage: sqlalchemy-rds-iam"), "sqlalchemy-rds-iam --help runs")
