@@ -1,15 +1,20 @@
 """SQLAlchemy glue: the ``rds_iam`` engine plugin, ``attach()``, and the ``do_connect`` listener.
 
-The listener runs for every new physical connection: it fills TLS defaults, refuses an
-unencrypted connection, and sets a currently valid token as the password. Nothing is
-frozen into the URL, ``connect_args`` or a pool ``creator``.
+The listener runs for every new physical connection: it fills TLS defaults, classifies the
+final arguments (verified TLS over TCP, or :class:`InsecureConnectionError`), sets a
+currently valid token as the password and makes the connection itself, returning it to
+SQLAlchemy. So what was checked is exactly what the driver receives: a ``do_connect``
+listener registered after ours never runs, one registered before ours (``insert=True``,
+or added before the plugin) runs first and is checked. Nothing is frozen into the URL,
+``connect_args`` or a pool ``creator``.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
@@ -17,7 +22,7 @@ from sqlalchemy.engine import URL, CreateEnginePlugin, Dialect, Engine
 
 from .cabundle import default_ca_bundle, missing_region_root
 from .credentials import CredentialSource, source_for
-from .drivers import DriverSpec, driver_for
+from .drivers import DriverSpec, Transport, driver_for
 from .endpoints import Endpoint, parse_hostname
 from .errors import ConfigurationError, InsecureConnectionError, RegionError, TrustStoreError
 from .options import (
@@ -59,6 +64,7 @@ class IamConnector:
         options: Options,
         *,
         connect_args: Mapping[str, Any] | None = None,
+        cargs: Sequence[Any] = (),
         source: CredentialSource | None = None,
         cache: TokenCache | None = None,
     ) -> None:
@@ -103,10 +109,10 @@ class IamConnector:
         )
         self.cache = cache if cache is not None else TokenCache()
         self._key: TokenKey | None = None
-        # Refuse an unencrypted setup now, at create_engine/attach, not at first connect.
+        # Refuse an unverified setup now, at create_engine/attach, not at first connect.
         preview = dict(dialect.create_connect_args(url)[1])
         preview.update(connect_args or {})
-        self._prepare(preview)
+        self._prepare(preview, list(cargs))
 
     def __repr__(self) -> str:
         # getattr: a constructor that raised leaves a half-built object for debuggers to show
@@ -114,20 +120,21 @@ class IamConnector:
         port, region = getattr(self, "port", "?"), getattr(self, "region", None)
         return f"<IamConnector {user}@{host}:{port} region={region}>"
 
-    def _prepare(self, cparams: dict[str, Any]) -> None:
-        """Fill the driver's TLS defaults and switches, then refuse anything unencrypted.
+    def _prepare(self, cparams: dict[str, Any], cargs: Sequence[Any] = ()) -> Transport:
+        """Fill the driver's TLS defaults and switches, then classify the final arguments.
 
         Table-driven (``drivers.DRIVERS``); idempotent on the dict SQLAlchemy reuses.
+        Raises :class:`InsecureConnectionError` unless the token would go over verified TLS.
         """
         self.spec.prepare(cparams, self.ca_bundle, self.tls_mode)
         for name, value in self.spec.fixed.items():
             cparams.setdefault(name, value)
-        reason = self.spec.insecure(cparams)
-        if reason:
+        if cargs:
             raise InsecureConnectionError(
-                f"refusing to send an IAM token without TLS: {reason}; remove that setting "
-                f"(the default, iam_tls={self.tls_mode}, encrypts and verifies the server)"
+                f"refusing to send an IAM token: positional connect arguments {len(cargs)} "
+                "cannot be checked; give every driver argument as a keyword (URL or connect_args)"
             )
+        return self.spec.classify(cargs, cparams).require_verified()
 
     def key(self) -> TokenKey:
         """The token key; the region may need the AWS configuration, read on first use."""
@@ -180,11 +187,30 @@ class IamConnector:
         if context.connection is None and self._key is not None:
             self.cache.invalidate(self._key)
 
+    def connect_once(
+        self, dialect: Dialect, cargs: Sequence[Any], cparams: dict[str, Any]
+    ) -> Any:
+        """Check these arguments, add a token, connect with exactly them; one attempt.
+
+        The token leaves ``cparams`` again once the driver has it (SQLAlchemy 2.0 keeps
+        that dict for the engine's lifetime), and the driver connection's own copy is
+        overwritten where the row knows how (``DriverSpec.scrub``).
+        """
+        self._prepare(cparams, cargs)
+        key = self.spec.password_key
+        cparams[key] = self.token()
+        try:
+            connection = dialect.connect(*cargs, **cparams)
+        finally:
+            cparams.pop(key, None)
+        self.spec.scrub(getattr(connection, "_connection", connection))
+        return connection
+
     def __call__(
-        self, dialect: Dialect, conn_rec: Any, cargs: Any, cparams: dict[str, Any]
-    ) -> None:
-        self._prepare(cparams)
-        cparams[self.spec.password_key] = self.token()
+        self, dialect: Dialect, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]
+    ) -> Any:
+        """SQLAlchemy's ``do_connect``: returning the connection ends the listener chain."""
+        return self.connect_once(dialect, cargs, cparams)
 
 
 def _no_hint() -> None:
@@ -215,18 +241,44 @@ def _install(engine: Engine, connector: IamConnector) -> None:
     _ATTACHED[engine] = connector
 
 
+def engine_connect_arguments(engine: Engine) -> tuple[list[Any], dict[str, Any]]:
+    """The ``(cargs, cparams)`` this engine hands its ``do_connect`` listeners.
+
+    ``create_engine`` keeps them (``create_connect_args(url)`` merged with ``connect_args``)
+    only in the closure of the pool's creator function; :func:`inspect.getclosurevars`
+    reads them there. A pool built from ``creator=`` or ``pool=`` never fires
+    ``do_connect``, so no token could ever be set: that is refused.
+    """
+    creator = getattr(engine.pool, "_creator", None)
+    if not (callable(creator) and getattr(creator, "__module__", "") == "sqlalchemy.engine.create"
+            and getattr(creator, "__name__", "") == "connect"):
+        raise ConfigurationError(
+            "this engine was created with creator= or pool=, whose connections bypass "
+            "SQLAlchemy's do_connect event, so no token would be set; create the engine "
+            "from a URL (with connect_args=) instead"
+        )
+    closure = inspect.getclosurevars(creator).nonlocals
+    cparams = closure.get("cparams")
+    cargs = closure.get("cargs_tup", closure.get("cargs", ()))
+    if not isinstance(cparams, Mapping):  # an unknown SQLAlchemy: the URL, checked at connect
+        return [], dict(engine.dialect.create_connect_args(engine.url)[1])
+    return list(cargs), dict(cparams)
+
+
 def attach(engine: Engine | AsyncEngine, **options: Unpack[AttachOptions]) -> IamConnector:
     """Give an existing engine IAM authentication; returns the listener it installed.
 
     ``engine`` is an :class:`~sqlalchemy.engine.Engine` or an ``AsyncEngine`` (its
     ``sync_engine`` is used). Keywords are the plugin options, plus ``boto3_session``.
+    The engine's ``connect_args`` are checked here, like its URL.
     """
     sync_engine = getattr(engine, "sync_engine", engine)
     if not isinstance(sync_engine, Engine):
         raise ConfigurationError(f"attach() needs an Engine or AsyncEngine, got {type(engine)!r}")
-    connector = IamConnector(
-        sync_engine.url, sync_engine.dialect, parse_options(keywords=dict(options))
-    )
+    cargs, cparams = engine_connect_arguments(sync_engine)
+    connector = IamConnector(sync_engine.url, sync_engine.dialect,
+                             parse_options(keywords=dict(options)),
+                             connect_args=cparams, cargs=cargs)
     _install(sync_engine, connector)
     return connector
 
@@ -267,7 +319,8 @@ class RdsIamPlugin(CreateEnginePlugin):
         return url.difference_update_query(ours)
 
     def engine_created(self, engine: Engine) -> None:
+        cargs, cparams = engine_connect_arguments(engine)
         connector = IamConnector(
-            engine.url, engine.dialect, self.options, connect_args=self._connect_args
+            engine.url, engine.dialect, self.options, connect_args=cparams, cargs=cargs
         )
         _install(engine, connector)

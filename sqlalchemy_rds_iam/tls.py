@@ -1,4 +1,5 @@
-"""Cached verifying ``SSLContext`` objects for drivers (which CA file: ``cabundle.py``).
+"""Cached verifying ``SSLContext`` objects for drivers (which CA file: ``cabundle.py``), and
+the checks that a CA file or a user's ``SSLContext`` really verifies a server.
 
 Drivers that take an ``SSLContext`` (pg8000, asyncpg, aiomysql, asyncmy) use it as-is, for
 every connection: one context per set of inputs is built once (loading the bundle's roots
@@ -9,9 +10,11 @@ never modified after it is returned.
 from __future__ import annotations
 
 import functools
+import os
 import ssl
+from dataclasses import dataclass
 
-__all__ = ["TLS_MODES", "ssl_context"]
+__all__ = ["TLS_MODES", "ContextCheck", "bundle_problem", "context_problem", "ssl_context"]
 
 #: ``verify-full`` checks the chain and the hostname; ``verify-ca`` only the chain.
 TLS_MODES = ("verify-full", "verify-ca")
@@ -54,3 +57,58 @@ def _cached_context(
     if ciphers:
         context.set_ciphers(ciphers)
     return context
+
+
+def bundle_problem(path: object) -> str | None:
+    """Why ``path`` cannot verify a server (missing, unreadable, no certificate), or ``None``.
+
+    Checked on every connect, so the result is cached per (path, inode, size, mtime): a
+    ``stat`` per connect, a parse only when the file changes.
+    """
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if not isinstance(path, str) or not path.strip():
+        return f"{path!r} is not a file path"
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return f"{path!r} cannot be read ({exc.strerror or exc})"
+    return _parse_problem(path, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_problem(path: str, _ino: int, _size: int, _mtime: int) -> str | None:
+    try:
+        context = ssl.create_default_context(cafile=path)
+    except ssl.SSLError:
+        return f"{path!r} holds no PEM certificate"
+    except (OSError, ValueError) as exc:
+        return f"{path!r} cannot be read ({exc})"
+    if not context.get_ca_certs():
+        return f"{path!r} holds no CA certificate"
+    return None
+
+
+@dataclass(frozen=True)
+class ContextCheck:
+    """What a user's ``SSLContext`` verifies: the roots it holds and whether it checks the name."""
+
+    roots: str
+    hostname_checked: bool
+
+
+def context_problem(context: ssl.SSLContext) -> str | ContextCheck:
+    """A reason ``context`` would accept an unverified server, or what it verifies.
+
+    ``CERT_REQUIRED`` only (``CERT_NONE`` accepts anything; ``CERT_OPTIONAL`` is not a
+    promise we can make), and at least one CA certificate loaded. A context that only
+    points at a directory of roots (``capath``, loaded lazily) cannot be told apart from
+    one with none; no system store holds the RDS roots anyway, so both are refused.
+    """
+    if context.verify_mode != ssl.CERT_REQUIRED:
+        mode = ssl.VerifyMode(context.verify_mode).name
+        return f"its verify_mode is {mode}, so any certificate is accepted"
+    loaded = context.cert_store_stats().get("x509_ca", 0)
+    if loaded:
+        return ContextCheck(f"{loaded} CA certificate(s) in the context", context.check_hostname)
+    return "it holds no CA certificate: call load_verify_locations() with the RDS bundle"

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import sqlalchemy as sa
@@ -58,6 +59,22 @@ def connector_of(engine: sa.Engine) -> IamConnector:
     return _ATTACHED[engine]
 
 
+def driver_receives(engine: sa.Engine, connector: IamConnector | None = None,
+                    cparams: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The keywords the driver's connect() is called with, recorded instead of connecting."""
+    seen: dict[str, Any] = {}
+
+    def record(*cargs: Any, **kwargs: Any) -> object:
+        seen.update(kwargs)
+        return object()
+
+    if cparams is None:
+        cparams = dict(engine.dialect.create_connect_args(engine.url)[1])
+    with mock.patch.object(engine.dialect, "connect", record):
+        (connector or connector_of(engine))(engine.dialect, None, [], cparams)
+    return seen
+
+
 def prepared(engine: sa.Engine, connect_args: dict[str, Any] | None = None) -> dict[str, Any]:
     """cparams as do_connect sees them, after the listener's preparation (no token)."""
     cparams = dict(engine.dialect.create_connect_args(engine.url)[1])
@@ -70,9 +87,9 @@ def expected_tls(name: str, ca: str, mode: str) -> dict[str, Any]:
     """What each driver gets by default: the facts of the table, written out by hand."""
     full = mode == "verify-full"
     table: dict[str, dict[str, Any]] = {
-        "psycopg2": {"sslmode": mode, "sslrootcert": ca},
-        "psycopg": {"sslmode": mode, "sslrootcert": ca},
-        "psycopg_async": {"sslmode": mode, "sslrootcert": ca},
+        "psycopg2": {"sslmode": mode, "sslrootcert": ca, "gssencmode": "disable"},
+        "psycopg": {"sslmode": mode, "sslrootcert": ca, "gssencmode": "disable"},
+        "psycopg_async": {"sslmode": mode, "sslrootcert": ca, "gssencmode": "disable"},
         "pg8000": {"ssl_context": ssl_context(ca, mode)},
         "asyncpg": {"ssl": ssl_context(ca, mode)},
         "pymysql": {"ssl_ca": ca, "ssl_verify_cert": True, "ssl_verify_identity": full},
@@ -174,27 +191,27 @@ def test_contexts_are_shared_not_rebuilt() -> None:
 # -- the user's settings win --------------------------------------------------------------------
 
 MY_CTX = ssl.create_default_context()
+CA = str(sqlalchemy_rds_iam.tls.SHIPPED_CA_BUNDLE)
 
 USER_SETTINGS: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
     # (driver, url query, connect_args, expected subset of cparams)
-    ("psycopg2", "sslmode=require&sslrootcert=/my/ca.pem", {},
-     {"sslmode": "require", "sslrootcert": "/my/ca.pem"}),
+    ("psycopg2", f"sslmode=verify-ca&sslrootcert={CA}", {},
+     {"sslmode": "verify-ca", "sslrootcert": CA}),
     ("psycopg", "sslmode=verify-ca", {}, {"sslmode": "verify-ca"}),
     ("psycopg_async", "", {"sslrootcert": "system"}, {"sslrootcert": "system"}),
     ("pg8000", "", {"ssl_context": MY_CTX}, {"ssl_context": MY_CTX}),
     ("pg8000", "ssl_context=true", {}, {"ssl_context": "OURS-verify-full"}),
     ("asyncpg", "", {"ssl": MY_CTX}, {"ssl": MY_CTX}),
-    ("asyncpg", "ssl=require", {}, {"ssl": "require"}),
     ("asyncpg", "ssl=verify-ca", {}, {"ssl": "OURS-verify-ca"}),
-    ("pymysql", "ssl_ca=/my/ca.pem", {},
-     {"ssl": {"ca": "/my/ca.pem", "check_hostname": True, "verify_mode": True}}),
+    ("pymysql", f"ssl_ca={CA}", {},
+     {"ssl": {"ca": CA, "check_hostname": True, "verify_mode": True}}),
     ("pymysql", "", {"ssl": MY_CTX}, {"ssl": MY_CTX}),
     ("pymysql", "", {"ssl_verify_identity": False}, {"ssl_verify_identity": False}),
-    ("mysqldb", "ssl_ca=/my/ca.pem&ssl_mode=REQUIRED", {},
-     {"ssl": {"ca": "/my/ca.pem"}, "ssl_mode": "REQUIRED"}),
-    ("mysqldb", "", {"ssl": {"capath": "/my/cas"}}, {"ssl": {"capath": "/my/cas"}}),
-    ("mysqlconnector", "ssl_ca=/my/ca.pem", {"ssl_verify_identity": False},
-     {"ssl_ca": "/my/ca.pem", "ssl_verify_identity": False}),
+    ("mysqldb", f"ssl_ca={CA}&ssl_mode=VERIFY_CA", {},
+     {"ssl": {"ca": CA}, "ssl_mode": "VERIFY_CA"}),
+    ("mysqldb", "", {"ssl": {"capath": "/etc/ssl/certs"}}, {"ssl": {"capath": "/etc/ssl/certs"}}),
+    ("mysqlconnector", f"ssl_ca={CA}", {"ssl_verify_identity": False},
+     {"ssl_ca": CA, "ssl_verify_identity": False}),
     ("aiomysql", "", {"ssl": MY_CTX}, {"ssl": MY_CTX}),
     ("asyncmy", "", {"ssl": MY_CTX}, {"ssl": MY_CTX}),
     ("asyncmy", "ssl_check_hostname=false", {}, {"ssl": "OURS-verify-ca"}),
@@ -229,6 +246,9 @@ def test_an_ssl_dict_with_a_client_certificate_becomes_one_cached_context(tmp_pa
 # -- refusing plain text: every spelling ---------------------------------------------------------
 
 INSECURE: list[tuple[str, str, dict[str, Any]]] = [
+    ("psycopg2", "sslmode=require&sslrootcert=/my/ca.pem", {}),
+    ("asyncpg", "ssl=require", {}),
+    ("mysqldb", f"ssl_ca={CA}&ssl_mode=REQUIRED", {}),
     ("psycopg2", "sslmode=disable", {}),
     ("psycopg2", "sslmode=prefer", {}),
     ("psycopg2", "", {"sslmode": "allow"}),
@@ -269,23 +289,20 @@ INSECURE: list[tuple[str, str, dict[str, Any]]] = [
 def test_insecure_spellings_are_refused_by_create_engine(name: str, query: str,
                                                          connect_args: dict[str, Any]) -> None:
     url = url_for(name, "plugin=rds_iam" + (f"&{query}" if query else ""))
-    with pytest.raises(InsecureConnectionError, match="without TLS"):
+    with pytest.raises(InsecureConnectionError, match="IAM token without verified TLS"):
         make_engine(url, connect_args=connect_args)
 
 
 @pytest.mark.parametrize(("name", "query", "connect_args"), INSECURE)
 def test_insecure_spellings_are_refused_by_attach(name: str, query: str,
                                                   connect_args: dict[str, Any]) -> None:
+    """attach() sees the engine's connect_args too, not only its URL."""
     engine = make_engine(url_for(name, query), connect_args=connect_args)
-    if connect_args:  # attach() sees the URL only: the refusal comes at connect
-        connector = sqlalchemy_rds_iam.attach(engine, aws_region="us-east-1")
-        cparams = {**engine.dialect.create_connect_args(engine.url)[1], **connect_args}
-        with pytest.raises(InsecureConnectionError):
-            connector(engine.dialect, None, [], cparams)
-        assert DRIVERS[name].password_key not in cparams  # refused before any token
-    else:
-        with pytest.raises(InsecureConnectionError):
-            sqlalchemy_rds_iam.attach(engine)
+    with pytest.raises(InsecureConnectionError):
+        sqlalchemy_rds_iam.attach(engine)
+    from sqlalchemy_rds_iam.plugin import _ATTACHED
+
+    assert engine not in _ATTACHED
 
 
 @pytest.mark.parametrize("name", sorted(DRIVERS))
@@ -338,8 +355,9 @@ def test_sync_drivers_get_the_token_in_their_password_keyword() -> None:
         connector = IamConnector(engine.url, engine.dialect, parse_options(),
                                  source=SlowSource())
         cparams = dict(engine.dialect.create_connect_args(engine.url)[1])
-        connector(engine.dialect, None, [], cparams)
-        assert cparams[spec.password_key].startswith(f"{RDS}:{spec.default_port}/?Action=connect")
+        received = driver_receives(engine, connector, cparams)
+        assert received[spec.password_key].startswith(f"{RDS}:{spec.default_port}/?Action=connect")
+        assert spec.password_key not in cparams  # not left behind in SQLAlchemy's dict
 
 
 def test_mysqldb_token_goes_to_passwd_which_wins_over_password() -> None:
@@ -352,10 +370,9 @@ def test_psycopg_async_engine_signs_off_the_loop_row() -> None:
     assert engine.dialect.is_async
     connector.source = SlowSource()
     connector.cache.get(connector.key(), connector._sign)  # warm: no await needed
-    cparams = dict(engine.dialect.create_connect_args(engine.url)[1])
-    connector(engine.dialect, None, [], cparams)
+    received = driver_receives(engine, connector)
     assert connector.spec is DRIVERS["psycopg_async"]
-    assert cparams["password"].startswith(RDS)
+    assert received["password"].startswith(RDS)
 
 
 @pytest.mark.parametrize(("info", "oracle"), [
@@ -367,13 +384,15 @@ def test_mysqlclient_library_detection(info: str, oracle: bool) -> None:
 
 
 def test_mysqlclient_on_libmysqlclient_enables_cleartext_per_connection(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(drivers_module, "_mysqldb_needs_cleartext_switch", lambda: True)
     args = prepared(make_engine(url_for("mysqldb")))
     text = Path(args["read_default_file"]).read_text()
     assert text == "[client]\nenable-cleartext-plugin\n"
-    mine = prepared(make_engine(url_for("mysqldb")), {"read_default_file": "/my/my.cnf"})
-    assert mine["read_default_file"] == "/my/my.cnf"
+    mine_file = tmp_path / "my.cnf"
+    mine_file.write_text("[client]\nenable-cleartext-plugin\n")
+    mine = prepared(make_engine(url_for("mysqldb")), {"read_default_file": str(mine_file)})
+    assert mine["read_default_file"] == str(mine_file)
 
 
 def test_mysqlclient_on_mariadb_connector_c_needs_no_switch() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from unittest import mock
 
 import pytest
 import sqlalchemy as sa
@@ -30,11 +31,20 @@ def connector_of(engine: sa.Engine) -> IamConnector:
     return _ATTACHED[engine]
 
 
-def connect_args(engine: sa.Engine) -> dict[str, Any]:
-    """What the driver would receive: create_connect_args, then our listener, as do_connect runs it."""
-    cparams = dict(engine.dialect.create_connect_args(engine.url)[1])
-    connector_of(engine)(engine.dialect, None, [], cparams)
-    return cparams
+def connect_args(engine: sa.Engine, cparams: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the driver would receive: create_connect_args, then our listener, as do_connect
+    runs it; the driver's connect() records its keywords instead of connecting."""
+    seen: dict[str, Any] = {}
+
+    def record(*cargs: Any, **kwargs: Any) -> object:
+        seen.update(kwargs)
+        return object()
+
+    if cparams is None:
+        cparams = dict(engine.dialect.create_connect_args(engine.url)[1])
+    with mock.patch.object(engine.dialect, "connect", record):
+        connector_of(engine)(engine.dialect, None, [], cparams)
+    return seen
 
 
 def test_entry_point_is_installed() -> None:
@@ -75,15 +85,17 @@ def test_postgresql_arguments() -> None:
     # The same dict again (SQLAlchemy reuses it): same shape, still valid.
     cparams = dict(engine.dialect.create_connect_args(engine.url)[1])
     for _ in range(3):
-        connector_of(engine)(engine.dialect, None, [], cparams)
-    assert cparams == args
+        again = connect_args(engine, cparams)
+    assert again == args
+    assert "password" not in cparams  # the token leaves SQLAlchemy's reused dict
 
 
 @pytest.mark.usefixtures("aws_env")
 def test_users_tls_settings_win() -> None:
-    engine = sa.create_engine(f"{PG}?plugin=rds_iam&sslmode=verify-ca&sslrootcert=/my/ca.pem")
+    ca = default_ca_bundle()
+    engine = sa.create_engine(f"{PG}?plugin=rds_iam&sslmode=verify-ca&sslrootcert={ca}")
     args = connect_args(engine)
-    assert (args["sslmode"], args["sslrootcert"]) == ("verify-ca", "/my/ca.pem")
+    assert (args["sslmode"], args["sslrootcert"]) == ("verify-ca", ca)
 
 
 @pytest.mark.usefixtures("aws_env")
@@ -97,8 +109,9 @@ def test_pymysql_keywords() -> None:
 @pytest.mark.usefixtures("aws_env")
 def test_pymysql_url_ssl_dict_is_completed_not_shadowed() -> None:
     # SQLAlchemy turns URL ssl_* into an ssl dict; PyMySQL would ignore it if we added ssl_ca=.
-    args = connect_args(sa.create_engine(f"{MY}?plugin=rds_iam&ssl_ca=/my/ca.pem"))
-    assert args["ssl"] == {"ca": "/my/ca.pem", "check_hostname": True, "verify_mode": True}
+    ca = default_ca_bundle()
+    args = connect_args(sa.create_engine(f"{MY}?plugin=rds_iam&ssl_ca={ca}"))
+    assert args["ssl"] == {"ca": ca, "check_hostname": True, "verify_mode": True}
     assert not any(k.startswith("ssl_") for k in args)
 
 
@@ -112,7 +125,7 @@ def test_pymysql_url_ssl_dict_is_completed_not_shadowed() -> None:
     ],
 )
 def test_unencrypted_settings_are_refused_by_create_engine(url: str, kwargs: dict[str, Any]) -> None:
-    with pytest.raises(InsecureConnectionError, match="without TLS"):
+    with pytest.raises(InsecureConnectionError, match="IAM token without verified TLS"):
         sa.create_engine(url, **kwargs)
 
 
