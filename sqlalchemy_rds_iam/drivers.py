@@ -436,8 +436,9 @@ def _verify_dict(ssl_dict: Mapping[str, Any]) -> Transport:
     hostname = ssl_dict.get("check_hostname", True)
     if not isinstance(hostname, bool):
         _refuse(f"ssl check_hostname={_v(hostname)}", "is not a boolean", "give true or false")
+    chosen = ssl_dict.get("check_hostname") is False  # said explicitly, not a default
     return Transport(True, roots, hostname, True,
-                     None if hostname else "check_hostname=False")
+                     "check_hostname=False" if chosen and not hostname else None)
 
 
 def _pymysql_effective_ssl(cparams: Mapping[str, Any]) -> object:
@@ -449,8 +450,8 @@ def _pymysql_effective_ssl(cparams: Mapping[str, Any]) -> object:
         _refuse(f"ssl={{...}} together with {', '.join(keywords)}", "makes PyMySQL drop the "
                 "ssl options (URL ssl_* go into ssl={...}) and build its own, unverified",
                 "give every TLS setting the same way: all in the URL or all in connect_args")
-    identity = _strict_bool(cparams, "ssl_verify_identity", False) if cparams.get(
-        "ssl_verify_identity") is not None else False
+    # None (a setdefault that kept the user's None) would be PyMySQL's "no name check".
+    identity = _strict_bool(cparams, "ssl_verify_identity", False)
     verify = cparams.get("ssl_verify_cert")
     if verify is not None and not isinstance(verify, bool):
         _refuse(f"ssl_verify_cert={_v(verify)}", "is not a boolean (PyMySQL reads 'false' as a "
