@@ -17,8 +17,10 @@ Concurrent callers for one key wait for a single signature (single flight).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
@@ -193,6 +195,14 @@ class TokenCache:
         self._entries: dict[Hashable, _Entry] = {}
         self._locks: dict[Hashable, threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        _CACHES.add(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: fresh locks. A lock another thread held at ``fork()`` stays
+        held forever in the child (that thread does not exist there), so its first
+        connect would hang. Cached tokens stay: they are still valid in the child."""
+        self._locks = {}
+        self._locks_lock = threading.Lock()
 
     def peek(self, key: Hashable, access_key: str | None = None) -> str | None:
         """The cached token for ``key`` if it may still be used, else ``None``; never blocks.
@@ -252,3 +262,18 @@ class TokenCache:
     def clear(self) -> None:
         """Forget every cached token (the next connect signs anew)."""
         self._entries.clear()
+
+
+#: Every live cache, so a forked child (gunicorn/celery pre-fork) can replace their locks.
+_CACHES: weakref.WeakSet[TokenCache] = weakref.WeakSet()
+
+
+def _reset_locks_after_fork() -> None:
+    global _quiet_lock
+    _quiet_lock = threading.Lock()
+    for cache in list(_CACHES):
+        cache._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_reset_locks_after_fork)
