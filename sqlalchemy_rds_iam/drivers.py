@@ -453,19 +453,17 @@ def _pymysql_effective_ssl(cparams: Mapping[str, Any]) -> object:
     # None (a setdefault that kept the user's None) would be PyMySQL's "no name check".
     identity = _strict_bool(cparams, "ssl_verify_identity", False)
     verify = cparams.get("ssl_verify_cert")
-    if verify is not None and not isinstance(verify, bool):
-        _refuse(f"ssl_verify_cert={_v(verify)}", "is not a boolean (PyMySQL reads 'false' as a "
-                "mode it does not know)", "pass ssl_verify_cert=True in connect_args or omit it")
-    built: dict[str, Any] = {
-        "ca": cparams.get("ssl_ca"), "check_hostname": identity,
-        "verify_mode": True if identity else bool(verify),
-    }
+    if verify is not True:
+        # Even where ssl_verify_identity=True would override it (PyMySQL 1.2), a "no" here
+        # is refused: PyMySQL 1.1 reads the same arguments differently.
+        _refuse(f"ssl_verify_cert={_v(verify)}", "leaves the certificate unverified (PyMySQL "
+                "reads the string 'false' as a mode it does not know)",
+                "remove it, or pass ssl_verify_cert=True in connect_args")
+    built: dict[str, Any] = {"ca": cparams.get("ssl_ca"), "check_hostname": identity,
+                             "verify_mode": True}
     for key in ("cert", "key"):
         if cparams.get(f"ssl_{key}") is not None:
             built[key] = cparams[f"ssl_{key}"]
-    if not built["verify_mode"]:
-        _refuse(f"ssl_verify_cert={_v(verify)}", "leaves the certificate unverified",
-                "remove it, or set it to True")
     return built
 
 

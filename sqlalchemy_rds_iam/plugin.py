@@ -109,6 +109,7 @@ class IamConnector:
         )
         self.cache = cache if cache is not None else TokenCache()
         self._key: TokenKey | None = None
+        self._skipped: set[int] = set()
         # Refuse an unverified setup now, at create_engine/attach, not at first connect.
         preview = dict(dialect.create_connect_args(url)[1])
         preview.update(connect_args or {})
@@ -210,7 +211,23 @@ class IamConnector:
         self, dialect: Dialect, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]
     ) -> Any:
         """SQLAlchemy's ``do_connect``: returning the connection ends the listener chain."""
+        self._warn_skipped_listeners(dialect)
         return self.connect_once(dialect, cargs, cparams)
+
+    def _warn_skipped_listeners(self, dialect: Dialect) -> None:
+        """Say once per listener that a ``do_connect`` listener added after ours never runs."""
+        listeners = list(dialect.dispatch.do_connect)
+        if self not in listeners:
+            return
+        for fn in listeners[listeners.index(self) + 1:]:
+            if id(fn) not in self._skipped:
+                self._skipped.add(id(fn))
+                logger.warning(
+                    "do_connect listener %s was registered after the IAM listener, which makes "
+                    "the connection itself, so it does not run; register it before attach() "
+                    "(or on the dialect class) to have it run first",
+                    getattr(fn, "__qualname__", type(fn).__name__),
+                )
 
 
 def _no_hint() -> None:

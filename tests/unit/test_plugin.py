@@ -231,3 +231,25 @@ def test_region_from_aws_region_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_REGION", "eu-north-1")  # what Lambda sets; botocore reads only AWS_DEFAULT_REGION
     engine = sa.create_engine("postgresql+psycopg2://iamuser@localhost/app?plugin=rds_iam")
     assert "%2Feu-north-1%2Frds-db%2F" in connect_args(engine)["password"]
+
+
+def test_attach_checks_the_engines_connect_args() -> None:
+    engine = sa.create_engine(PG, connect_args={"sslmode": "disable"})
+    with pytest.raises(InsecureConnectionError, match="sslmode=disable"):
+        sqlalchemy_rds_iam.attach(engine)
+    engine = sa.create_engine(MY, connect_args={"ssl_verify_cert": False})
+    with pytest.raises(InsecureConnectionError, match="ssl_verify_cert=False"):
+        sqlalchemy_rds_iam.attach(engine)
+
+
+def test_attach_sees_connect_args_that_secure_the_engine() -> None:
+    ca = default_ca_bundle()
+    engine = sa.create_engine(PG, connect_args={"sslmode": "verify-ca", "sslrootcert": ca})
+    connector = sqlalchemy_rds_iam.attach(engine, aws_region="us-east-1")
+    assert connector.spec.name == "psycopg2"
+
+
+def test_attach_refuses_an_engine_whose_pool_bypasses_do_connect() -> None:
+    engine = sa.create_engine("postgresql+psycopg2://", creator=lambda: None)
+    with pytest.raises(ConfigurationError, match="creator= or pool="):
+        sqlalchemy_rds_iam.attach(engine)

@@ -438,3 +438,53 @@ def test_harness_sees_a_leak(servers: dict[str, dict[str, RecordingServer]]) -> 
                              password="Action=connect-PLAIN", sslmode="prefer",
                              gssencmode="disable", connect_timeout=3)
         assert server.got_token(), kind
+
+
+# -- listener order: what we checked is what the driver gets ---------------------------------
+
+
+def test_a_later_listener_cannot_weaken_the_checked_arguments(
+        pki: Pki, servers: dict[str, dict[str, RecordingServer]],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A do_connect listener added after ours never runs: ours made the connection."""
+    from sqlalchemy import event
+
+    calls = []
+
+    def weaken(dialect: Any, rec: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+        calls.append(1)
+        cparams["sslmode"] = "prefer"
+
+    for kind in ("plain", "valid"):
+        server = servers["postgresql"][kind]
+        server.take()
+        engine = sa.create_engine(_url("psycopg2", server.port, "", str(pki.ca), "url"),
+                                  poolclass=NullPool)
+        event.listen(engine, "do_connect", weaken)
+        with pytest.raises(sa.exc.OperationalError):
+            engine.connect()
+        assert server.got_token() is (kind == "valid")  # refused login; token only to valid
+    assert calls == []
+    assert "weaken was registered after the IAM listener" in caplog.text
+
+
+def test_an_earlier_listener_is_checked_too(
+        pki: Pki, servers: dict[str, dict[str, RecordingServer]]) -> None:
+    """A listener registered before ours (here: before attach()) runs first; the check
+    sees what it changed and refuses. (SQLAlchemy ignores insert=True for do_connect.)"""
+    from sqlalchemy import event
+
+    def weaken(dialect: Any, rec: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+        cparams["sslmode"] = "prefer"
+
+    server = servers["postgresql"]["plain"]
+    server.take()
+    before = server.connections
+    engine = sa.create_engine(_url("psycopg2", server.port, "", str(pki.ca), "attach"),
+                              poolclass=NullPool)
+    event.listen(engine, "do_connect", weaken)
+    sqlalchemy_rds_iam.attach(engine, aws_region="us-east-1", iam_ca_bundle=str(pki.ca))
+    with pytest.raises(InsecureConnectionError, match="sslmode=prefer"):
+        engine.connect()
+    assert server.take() == b""
+    assert server.connections == before  # not even a TCP connection
