@@ -227,6 +227,31 @@ def _scrub_attrs(*names: str) -> Scrub:
     return scrub
 
 
+def _scrub_connector(connection: Any) -> None:
+    """mysql-connector keeps the password on the connection and on its auth strategy."""
+    _scrub_attrs("_password", "_password1", "_password2", "_password3")(connection)
+    strategy = getattr(getattr(connection, "_authenticator", None), "_auth_strategy", None)
+    if strategy is not None:
+        _scrub_attrs("_password")(strategy)
+
+
+def _scrub_asyncpg(connection: Any) -> None:
+    """asyncpg keeps the password in its parameters tuple and on its protocol object.
+
+    After the login neither is read again: a cancel request opens its own socket with the
+    backend's key, not the password.
+    """
+    params = getattr(connection, "_params", None)
+    if params is not None and getattr(params, "password", None) is not None:
+        connection._params = params._replace(password=None)
+    protocol = getattr(connection, "_protocol", None)
+    if isinstance(getattr(protocol, "password", None), str):
+        try:
+            protocol.password = None
+        except AttributeError:  # a future read-only (Cython) attribute
+            pass
+
+
 def _no_scrub(connection: Any) -> None:
     """libpq and libmysqlclient keep the password in C memory we cannot reach."""
 
@@ -726,7 +751,7 @@ DRIVERS: Mapping[str, DriverSpec] = {
              prepare=_pg8000_prepare, classify=_pg8000_classify,
              scrub=_scrub_attrs("password")),
         _row("asyncpg", "postgresql", is_async=True, extra="asyncpg",
-             prepare=_asyncpg_prepare, classify=_asyncpg_classify),
+             prepare=_asyncpg_prepare, classify=_asyncpg_classify, scrub=_scrub_asyncpg),
         _row("pymysql", "mysql", extra="mysql",
              prepare=_pymysql_prepare, classify=_pymysql_classify,
              scrub=_scrub_attrs("password")),
@@ -735,7 +760,7 @@ DRIVERS: Mapping[str, DriverSpec] = {
              prepare=_mysqldb_prepare, classify=_mysqldb_classify),
         _row("mysqlconnector", "mysql", extra="mysql-connector",
              prepare=_connector_prepare, classify=_connector_classify,
-             scrub=_scrub_attrs("_password", "_password1", "_password2", "_password3"),
+             scrub=_scrub_connector,
              fixed={"auth_plugin": "mysql_clear_password"}),
         _row("aiomysql", "mysql", is_async=True, extra="aiomysql",
              prepare=_aiomysql_prepare, classify=_aiomysql_classify,
