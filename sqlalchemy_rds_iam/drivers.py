@@ -244,7 +244,7 @@ def _scrub_asyncpg(connection: Any) -> None:
     params = getattr(connection, "_params", None)
     if params is not None and getattr(params, "password", None) is not None:
         connection._params = params._replace(password=None)
-    protocol = getattr(connection, "_protocol", None)
+    protocol: Any = getattr(connection, "_protocol", None)
     if isinstance(getattr(protocol, "password", None), str):
         try:
             protocol.password = None
