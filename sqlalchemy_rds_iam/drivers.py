@@ -112,13 +112,13 @@ def _strict_bool(cparams: Mapping[str, Any], key: str, default: bool) -> bool:
     value = cparams[key]
     if isinstance(value, bool):
         return value
-    _refuse(f"{key}={value!r}", "is not a boolean (drivers read strings such as 'false' as true)",
+    _refuse(f"{key}={_v(value)}", "is not a boolean (drivers read strings such as 'false' as true)",
             f"pass {key}=True/False in connect_args, or {_DEFAULT_FIX}")
 
 
 def _absent(cparams: Mapping[str, Any], key: str, why: str, fix: str = _DEFAULT_FIX) -> None:
     if cparams.get(key) is not None:
-        _refuse(f"{key}={cparams[key]!r}", why, fix)
+        _refuse(f"{key}={_v(cparams[key])}", why, fix)
 
 
 def _tcp_host(cparams: Mapping[str, Any], *, socket_names: Sequence[str] = ()) -> None:
@@ -139,14 +139,14 @@ def _tcp_host(cparams: Mapping[str, Any], *, socket_names: Sequence[str] = ()) -
 def _roots(setting: str, path: object) -> str:
     problem = bundle_problem(path)
     if problem:
-        _refuse(f"{setting}={path!r}", f"cannot verify the server: {problem}",
+        _refuse(f"{setting}={_v(path)}", f"cannot verify the server: {problem}",
                 "give a readable PEM CA bundle, or omit it to use the RDS bundle")
     return str(path)
 
 
 def _context(setting: str, value: object) -> ContextCheck:
     if not isinstance(value, ssl.SSLContext):
-        _refuse(f"{setting}={value!r}", "is not an ssl.SSLContext this driver would verify with",
+        _refuse(f"{setting}={_v(value)}", "is not an ssl.SSLContext this driver would verify with",
                 _DEFAULT_FIX)
     found = context_problem(value)
     if isinstance(found, str):
@@ -304,7 +304,7 @@ def _option_file(cparams: Mapping[str, Any], groups: Sequence[str]) -> None:
             elif name == "ssl-verify-server-cert" and _as_bool(value or "1") is True:
                 continue
             elif name not in _SAFE_OPTION_KEYS:
-                _refuse(f"{name}={value!r} in [{section}] of {path}",
+                _refuse(f"{name}={_v(value)} in [{section}] of {path}",
                         "may change TLS or the transport after this check",
                         "remove it from the option file")
 
@@ -397,7 +397,12 @@ def _asyncpg_classify(cargs: Sequence[Any], cparams: Mapping[str, Any]) -> Trans
     _absent(cparams, "dsn", "can carry its own host and TLS settings",
             "give them as URL parts and query parameters instead")
     _tcp_host(cparams)
-    return _from_context("ssl", cparams.get("ssl"))
+    value = cparams.get("ssl")
+    if isinstance(value, str):
+        _refuse(f"ssl={_v(value)}", "does not verify the certificate in asyncpg (require: TLS "
+                "without a check; disable/allow/prefer: maybe no TLS at all)",
+                "remove it, or write ssl=verify-full / verify-ca")
+    return _from_context("ssl", value)
 
 
 # -- PyMySQL: ssl_* keywords or an ssl dict -----------------------------------------------
