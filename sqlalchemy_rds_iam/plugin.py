@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import shlex
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ from .options import (
     parse_options,
     unknown_options_error,
 )
+from .refusals import add_note, login_refused
 from .tokens import SignedToken, TokenCache, TokenKey, sign_token, token_shape
 
 if TYPE_CHECKING:
@@ -110,6 +112,9 @@ class IamConnector:
         self.cache = cache if cache is not None else TokenCache()
         self._key: TokenKey | None = None
         self._skipped: set[int] = set()
+        self._url, self._options = url, options
+        self._signed: tuple[str, float, str] | None = None
+        """(token, when it was signed, access key id) of the last signing, for the note."""
         # Refuse an unverified setup now, at create_engine/attach, not at first connect.
         preview = dict(dialect.create_connect_args(url)[1])
         preview.update(connect_args or {})
@@ -152,6 +157,7 @@ class IamConnector:
     def _sign(self) -> SignedToken:
         credentials = self.source.frozen()
         token = sign_token(self.key(), credentials)
+        self._signed = (token, self.cache.clock(), credentials.access_key)
         return SignedToken(token, credentials.access_key, credentials.expiry)
 
     def _token_blocking(self) -> str:
@@ -187,9 +193,15 @@ class IamConnector:
         """
         if context.connection is None and self._key is not None:
             self.cache.invalidate(self._key)
+        original, wrapper = context.original_exception, context.sqlalchemy_exception
+        if wrapper is not None:
+            for note in getattr(original, "__notes__", None) or []:
+                if note.startswith("sqlalchemy-rds-iam:"):
+                    add_note(wrapper, note)
 
     def connect_once(
-        self, dialect: Dialect, cargs: Sequence[Any], cparams: dict[str, Any]
+        self, dialect: Dialect, cargs: Sequence[Any], cparams: dict[str, Any],
+        token: str | None = None,
     ) -> Any:
         """Check these arguments, add a token, connect with exactly them; one attempt.
 
@@ -199,7 +211,7 @@ class IamConnector:
         """
         self._prepare(cparams, cargs)
         key = self.spec.password_key
-        cparams[key] = self.token()
+        cparams[key] = token if token is not None else self.token()
         try:
             connection = dialect.connect(*cargs, **cparams)
         finally:
@@ -207,12 +219,66 @@ class IamConnector:
         self.spec.scrub(getattr(connection, "_connection", connection))
         return connection
 
+    def connect(self, dialect: Dialect, cargs: Sequence[Any], cparams: dict[str, Any]) -> Any:
+        """:meth:`connect_once`; a refused login is explained, and retried once if cached.
+
+        A token from the cache may have been signed by credentials retired since (rotated
+        keys, an ended session): it is dropped and the login retried with a freshly signed
+        one, exactly once. A refusal that surfaces gets a note (and a WARNING log line)
+        saying what the token was signed for and which ``doctor`` command checks it.
+        """
+        cached = self.cache.peek(self._key, self._hint()) if self._key is not None else None
+        try:
+            return self.connect_once(dialect, cargs, cparams, cached)
+        except Exception as exc:
+            if not login_refused(exc, self.spec.family):
+                raise
+            if cached is None:
+                self._explain(exc, retried=False)
+                raise
+            logger.info("login with a cached IAM token refused for %s; signing a fresh one",
+                        self._key)
+            self.cache.invalidate(self.key())
+        try:
+            return self.connect_once(dialect, cargs, cparams)
+        except Exception as exc:
+            if login_refused(exc, self.spec.family):
+                self._explain(exc, retried=True)
+            raise
+
+    def doctor_command(self) -> str:
+        """The ``sqlalchemy-rds-iam doctor '<url>'`` line for this engine (no secrets)."""
+        url = self._url.set(password=None)
+        query = {name: str(getattr(self._options, name)) for name in OPTION_NAMES
+                 if getattr(self._options, name) not in (None, Options().iam_tls)}
+        if self.region and "aws_region" not in query:
+            query["aws_region"] = self.region
+        url = url.update_query_dict({"plugin": "rds_iam", **query})
+        return f"sqlalchemy-rds-iam doctor {shlex.quote(url.render_as_string(False))}"
+
+    def _explain(self, exc: BaseException, *, retried: bool) -> None:
+        key = self._key
+        _, signed_at, access_key = self._signed or ("", None, "unknown")
+        age = f"{self.cache.clock() - signed_at:.0f} s" if signed_at is not None else "unknown"
+        note = (
+            f"sqlalchemy-rds-iam: the server refused the IAM token signed for user "
+            f"{self.user!r} at {self.host}:{self.port}, region "
+            f"{key.region if key else self.region or 'unknown'}, access key {access_key}, "
+            f"token age {age}, credentials from {self.source.describe()}"
+            f"{' (retried once with a freshly signed token)' if retried else ''}. "
+            f"Check IAM auth on the instance, the user's rds_iam/AWSAuthenticationPlugin "
+            f"grant, the rds-db:connect policy and the clock; run: {self.doctor_command()}"
+        )
+        if note not in (getattr(exc, "__notes__", None) or []):
+            logger.warning("%s", note)
+        add_note(exc, note)
+
     def __call__(
         self, dialect: Dialect, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]
     ) -> Any:
         """SQLAlchemy's ``do_connect``: returning the connection ends the listener chain."""
         self._warn_skipped_listeners(dialect)
-        return self.connect_once(dialect, cargs, cparams)
+        return self.connect(dialect, cargs, cparams)
 
     def _warn_skipped_listeners(self, dialect: Dialect) -> None:
         """Say once per listener that a ``do_connect`` listener added after ours never runs."""
