@@ -264,6 +264,7 @@ _SAFE_OPTION_KEYS = frozenset({
     "connect-timeout", "init-command", "local-infile", "max-allowed-packet", "compress",
     "ssl-cipher", "tls-version", "ssl-crl", "ssl-crlpath", "ssl-cert", "ssl-key",
     "ssl-password", "bind-address", "program-name", "plugin-dir", "default-auth",
+    "host", "password",  # an explicit host= / the token always wins over the file's
 })
 
 

@@ -321,13 +321,18 @@ def _watch(engine: Engine) -> dict[str, Any]:
 
     seen: dict[str, Any] = {"connects": 0, "tokens": set(), "invalidated": 0}
 
-    # Registered after the plugin's listener, so the token is already in cparams.
-    @event.listens_for(engine, "do_connect")
-    def _count(dialect: Any, conn_rec: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+    # The plugin's do_connect listener connects itself, through dialect.connect(): watch
+    # that call, where the token is in the driver's arguments.
+    real_connect = engine.dialect.connect
+
+    def _count(*cargs: Any, **cparams: Any) -> Any:
         seen["connects"] += 1
         for value in cparams.values():
             if isinstance(value, str) and "X-Amz-Signature=" in value:
                 seen["tokens"].add(hashlib.sha256(value.encode()).hexdigest())
+        return real_connect(*cargs, **cparams)
+
+    engine.dialect.connect = _count  # type: ignore[method-assign]
 
     @event.listens_for(engine, "invalidate")
     def _invalidated(dbapi_conn: Any, conn_rec: Any, exc: BaseException | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -84,7 +85,10 @@ def test_wrong_ca_fails_the_handshake_not_the_login(rds_iam_emulator: EmulatorIn
     offset = info.log_offset()
     with pytest.raises(sa.exc.OperationalError, match="certificate verify failed"):
         engine.connect()
-    assert info.verifications(offset) == []  # the token never reached the server
+    connector = sqlalchemy_rds_iam.connector(engine)
+    token = connector._signed[0] if connector._signed else None
+    assert token  # one was signed for this attempt...
+    assert info.verifications(offset, token=token) == []  # ...and never reached the server
 
 
 @pytest.mark.parametrize("server", ["postgresql", "mysql"])
@@ -95,11 +99,18 @@ def test_no_token_in_logs_echo_or_errors(rds_iam_emulator: EmulatorInfo, server:
     info = rds_iam_emulator.servers[server]
     sent: list[str] = []
 
-    def record(dialect: object, conn_rec: object, cargs: object, cparams: dict[str, str]) -> None:
-        sent.append(cparams.get("password", ""))  # runs after ours: the token on the wire
+    def recording(engine: sa.Engine) -> None:
+        """Our listener connects through dialect.connect(): record the token it passes."""
+        real = engine.dialect.connect
+
+        def connect(*cargs: Any, **cparams: Any) -> Any:
+            sent.append(cparams.get("password", ""))  # the token on the wire
+            return real(*cargs, **cparams)
+
+        engine.dialect.connect = connect  # type: ignore[method-assign]
 
     good = sa.create_engine(info.url(), echo=True, echo_pool="debug", poolclass=NullPool)
-    sa.event.listen(good, "do_connect", record)
+    recording(good)
     with good.connect() as conn:
         conn.execute(sa.text("SELECT 1"))
     # A failed login: the restricted identity may only connect as iamuser2.
@@ -112,7 +123,7 @@ def test_no_token_in_logs_echo_or_errors(rds_iam_emulator: EmulatorInfo, server:
     bad = sa.create_engine(info.url(plugin=False), echo=True, echo_pool="debug", poolclass=NullPool)
     sqlalchemy_rds_iam.attach(bad, aws_region=rds_iam_emulator.region, iam_ca_bundle=info.ca_path,
                               boto3_session=session)
-    sa.event.listen(bad, "do_connect", record)
+    recording(bad)
     offset = info.log_offset()
     with pytest.raises(sa.exc.OperationalError) as failure:
         bad.connect()

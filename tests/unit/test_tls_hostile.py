@@ -219,6 +219,8 @@ def _libpq(d: str) -> list[Setting]:
         Setting(d, connect_args={"host": "/tmp"}, expect=R, how="attach"),
         Setting(d, "gssencmode=prefer", expect=R),
         Setting(d, "sslnegotiation=direct"),
+        Setting(d, connect_args={"requiressl": 1}, expect=R),
+        Setting(d, "sslmode=verify-ca&sslrootcert=<CA>", expect=C),
     ]
 
 
@@ -246,6 +248,7 @@ def catalogue(ca: str) -> list[Setting]:
         Setting("pg8000", connect_args={"ssl_context": False}, expect=R, how="attach"),
         Setting("pg8000", connect_args={"ssl_context": 0}, expect=R),
         Setting("pg8000", connect_args={"ssl_context": []}, expect=R),
+        Setting("pg8000", connect_args={"sock": "<a socket>"}, expect=R),
     ]
     rows += [
         Setting("asyncpg"), Setting("asyncpg", "iam_tls=verify-ca", expect=C),
@@ -264,6 +267,8 @@ def catalogue(ca: str) -> list[Setting]:
         Setting("asyncpg", connect_args={"host": "/run/postgresql"}, expect=R),
         Setting("asyncpg", connect_args={"ssl": "prefer"}, expect=R, how="attach"),
         Setting("asyncpg", connect_args={"direct_tls": True}),
+        Setting("asyncpg", connect_args={"dsn": "postgresql://x@localhost/app?sslmode=disable"},
+                expect=R),
     ]
     rows += [*_my_common("pymysql"), Setting("pymysql", "ssl_verify_cert=false", expect=R), Setting("pymysql", "ssl_verify_cert=false&iam_tls=verify-ca", expect=R), Setting("pymysql", connect_args={"ssl": {"verify_mode": "none", "ca": "<CA>"}}, expect=R), Setting("pymysql", connect_args={"ssl": {"verify_mode": False, "ca": "<CA>"}}, expect=R), Setting("pymysql", "ssl_ca=<CA>", connect_args={"ssl_cert": "<CA>", "ssl_key": "<CA>"}, expect=R), Setting("pymysql", connect_args={"ssl": 0}, expect=R), Setting("pymysql", connect_args={"ssl": []}, expect=R), Setting("pymysql", connect_args={"ssl": NONE_CTX}, expect=R), Setting("pymysql", connect_args={"ssl": ctx["full"]}), Setting("pymysql", connect_args={"ssl": ctx["chain"]}, expect=C), Setting("pymysql", "ssl_disabled=false", expect=R), Setting("pymysql", "ssl_ca=<CA>"), Setting("pymysql", "ssl_ca=<CA>&ssl_check_hostname=false", expect=C), Setting("pymysql", connect_args={"ssl_verify_identity": False}, expect=C), Setting("pymysql", connect_args={"ssl_disabled": True}, expect=R, how="attach")]
     rows += [*_my_common("mysqldb"), Setting("mysqldb", "ssl_mode=REQUIRED", expect=R), Setting("mysqldb", "ssl_mode=PREFERRED", expect=R), Setting("mysqldb", "ssl_mode=DISABLED", expect=R), Setting("mysqldb", "ssl_mode=verify_identity", expect=R), Setting("mysqldb", "ssl_mode=VERIFY_CA", expect=C), Setting("mysqldb", connect_args={"ssl": False}, expect=R), Setting("mysqldb", connect_args={"ssl": 0}, expect=R), Setting("mysqldb", connect_args={"read_default_file": "<CNF-NOVERIFY>"}, expect=R), Setting("mysqldb", connect_args={"read_default_file": "/nonexistent/my.cnf"}, expect=R), Setting("mysqldb", connect_args={"read_default_file": "<CNF-OK>"}), Setting("mysqldb", "ssl_ca=<CA>"), Setting("mysqldb", connect_args={"ssl_mode": "REQUIRED"}, expect=R, how="attach")]
@@ -276,15 +281,19 @@ def catalogue(ca: str) -> list[Setting]:
 def _option_files(pki: Pki) -> dict[str, str]:
     bad = pki.ca.parent / "noverify.cnf"
     bad.write_text("[client]\nssl-verify-server-cert=0\n")
+    sock = pki.ca.parent / "socket.cnf"
+    sock.write_text("[client]\nsocket=/run/mysqld/mysqld.sock\n")
     ok = pki.ca.parent / "ok.cnf"
     ok.write_text("[client]\ndefault-character-set=utf8mb4\n")
-    return {"<CNF-NOVERIFY>": str(bad), "<CNF-OK>": str(ok)}
+    return {"<CNF-NOVERIFY>": str(bad), "<CNF-SOCKET>": str(sock), "<CNF-OK>": str(ok)}
 
 
 def _resolve(setting: Setting, pki: Pki) -> Setting:
     files = _option_files(pki)
     args = {k: files.get(v, v) if isinstance(v, str) else v
             for k, v in setting.connect_args.items()}
+    if args.get("sock") == "<a socket>":  # a socket connected elsewhere: nothing to verify
+        args["sock"] = object()
     return Setting(setting.driver, setting.query, args, setting.expect, setting.how)
 
 
