@@ -270,11 +270,77 @@ def catalogue(ca: str) -> list[Setting]:
         Setting("asyncpg", connect_args={"dsn": "postgresql://x@localhost/app?sslmode=disable"},
                 expect=R),
     ]
-    rows += [*_my_common("pymysql"), Setting("pymysql", "ssl_verify_cert=false", expect=R), Setting("pymysql", "ssl_verify_cert=false&iam_tls=verify-ca", expect=R), Setting("pymysql", connect_args={"ssl": {"verify_mode": "none", "ca": "<CA>"}}, expect=R), Setting("pymysql", connect_args={"ssl": {"verify_mode": False, "ca": "<CA>"}}, expect=R), Setting("pymysql", "ssl_ca=<CA>", connect_args={"ssl_cert": "<CA>", "ssl_key": "<CA>"}, expect=R), Setting("pymysql", connect_args={"ssl": 0}, expect=R), Setting("pymysql", connect_args={"ssl": []}, expect=R), Setting("pymysql", connect_args={"ssl": NONE_CTX}, expect=R), Setting("pymysql", connect_args={"ssl": ctx["full"]}), Setting("pymysql", connect_args={"ssl": ctx["chain"]}, expect=C), Setting("pymysql", "ssl_disabled=false", expect=R), Setting("pymysql", "ssl_ca=<CA>"), Setting("pymysql", "ssl_ca=<CA>&ssl_check_hostname=false", expect=C), Setting("pymysql", connect_args={"ssl_verify_identity": False}, expect=C), Setting("pymysql", connect_args={"ssl_disabled": True}, expect=R, how="attach")]
-    rows += [*_my_common("mysqldb"), Setting("mysqldb", "ssl_mode=REQUIRED", expect=R), Setting("mysqldb", "ssl_mode=PREFERRED", expect=R), Setting("mysqldb", "ssl_mode=DISABLED", expect=R), Setting("mysqldb", "ssl_mode=verify_identity", expect=R), Setting("mysqldb", "ssl_mode=VERIFY_CA", expect=C), Setting("mysqldb", connect_args={"ssl": False}, expect=R), Setting("mysqldb", connect_args={"ssl": 0}, expect=R), Setting("mysqldb", connect_args={"read_default_file": "<CNF-NOVERIFY>"}, expect=R), Setting("mysqldb", connect_args={"read_default_file": "/nonexistent/my.cnf"}, expect=R), Setting("mysqldb", connect_args={"read_default_file": "<CNF-OK>"}), Setting("mysqldb", "ssl_ca=<CA>"), Setting("mysqldb", connect_args={"ssl_mode": "REQUIRED"}, expect=R, how="attach")]
-    rows += [*_my_common("mysqlconnector"), Setting("mysqlconnector", "ssl_verify_cert=false", expect=R), Setting("mysqlconnector", "ssl_disabled=false", expect=R), Setting("mysqlconnector", connect_args={"ssl_disabled": True}, expect=R), Setting("mysqlconnector", connect_args={"ssl_verify_cert": False}, expect=R), Setting("mysqlconnector", connect_args={"ssl_verify_identity": False}, expect=C), Setting("mysqlconnector", connect_args={"ssl_ca": "/nonexistent.pem"}, expect=R), Setting("mysqlconnector", "ssl_ca=<CA>"), Setting("mysqlconnector", connect_args={"ssl_verify_cert": False}, expect=R, how="attach")]
+    rows += [
+        *_my_common("pymysql"),
+        Setting("pymysql", "ssl_verify_cert=false", expect=R),
+        Setting("pymysql", "ssl_verify_cert=false&iam_tls=verify-ca", expect=R),
+        Setting("pymysql", connect_args={"ssl": {"verify_mode": "none", "ca": "<CA>"}}, expect=R),
+        Setting("pymysql", connect_args={"ssl": {"verify_mode": False, "ca": "<CA>"}}, expect=R),
+        Setting("pymysql", "ssl_ca=<CA>", connect_args={"ssl_cert": "<CA>", "ssl_key": "<CA>"},
+                expect=R),
+        Setting("pymysql", connect_args={"ssl": 0}, expect=R),
+        Setting("pymysql", connect_args={"ssl": []}, expect=R),
+        Setting("pymysql", connect_args={"ssl": NONE_CTX}, expect=R),
+        Setting("pymysql", connect_args={"ssl": ctx["full"]}),
+        Setting("pymysql", connect_args={"ssl": ctx["chain"]}, expect=C),
+        Setting("pymysql", "ssl_disabled=false", expect=R),
+        Setting("pymysql", "ssl_ca=<CA>"),
+        Setting("pymysql", "ssl_ca=<CA>&ssl_check_hostname=false", expect=C),
+        Setting("pymysql", connect_args={"ssl_verify_identity": False}, expect=C),
+        Setting("pymysql", connect_args={"ssl_disabled": True}, expect=R, how="attach"),
+        Setting("pymysql", connect_args={"read_default_file": "<CNF-SOCKET>"}, expect=R),
+        Setting("pymysql", connect_args={"read_default_file": "<CNF-OK>"}),
+        Setting("pymysql", connect_args={"ssl_verify_identity": None}, expect=R),
+    ]
+    rows += [
+        *_my_common("mysqldb"),
+        Setting("mysqldb", "ssl_mode=REQUIRED", expect=R),
+        Setting("mysqldb", "ssl_mode=PREFERRED", expect=R),
+        Setting("mysqldb", "ssl_mode=DISABLED", expect=R),
+        Setting("mysqldb", "ssl_mode=verify_identity", expect=R),
+        Setting("mysqldb", "ssl_mode=VERIFY_CA", expect=C),
+        Setting("mysqldb", connect_args={"ssl": False}, expect=R),
+        Setting("mysqldb", connect_args={"ssl": 0}, expect=R),
+        Setting("mysqldb", connect_args={"read_default_file": "<CNF-NOVERIFY>"}, expect=R),
+        Setting("mysqldb", connect_args={"read_default_file": "/nonexistent/my.cnf"}, expect=R),
+        Setting("mysqldb", connect_args={"read_default_file": "<CNF-OK>"}),
+        Setting("mysqldb", "ssl_ca=<CA>"),
+        Setting("mysqldb", connect_args={"ssl_mode": "REQUIRED"}, expect=R, how="attach"),
+        Setting("mysqldb", connect_args={"host": "localhost"}, expect=R),
+        Setting("mysqldb", connect_args={"read_default_group": "client"}, expect=R),
+    ]
+    rows += [
+        *_my_common("mysqlconnector"),
+        Setting("mysqlconnector", "ssl_verify_cert=false", expect=R),
+        Setting("mysqlconnector", "ssl_disabled=false", expect=R),
+        Setting("mysqlconnector", connect_args={"ssl_disabled": True}, expect=R),
+        Setting("mysqlconnector", connect_args={"ssl_verify_cert": False}, expect=R),
+        Setting("mysqlconnector", connect_args={"ssl_verify_identity": False}, expect=C),
+        Setting("mysqlconnector", connect_args={"ssl_ca": "/nonexistent.pem"}, expect=R),
+        Setting("mysqlconnector", "ssl_ca=<CA>"),
+        Setting("mysqlconnector", connect_args={"ssl_verify_cert": False}, expect=R,
+                how="attach"),
+        Setting("mysqlconnector", connect_args={"option_files": "<CNF-OK>"}, expect=R),
+        Setting("mysqlconnector", connect_args={"ssl_verify_identity": None}, expect=R),
+    ]
     for d in ("aiomysql", "asyncmy"):
-        rows += [*_my_common(d), Setting(d, "ssl=false", expect=R), Setting(d, connect_args={"ssl": 0}, expect=R), Setting(d, connect_args={"ssl": []}, expect=R), Setting(d, connect_args={"ssl": NONE_CTX}, expect=R), Setting(d, connect_args={"ssl": EMPTY_CTX}, expect=R), Setting(d, connect_args={"ssl": ctx["full"]}), Setting(d, connect_args={"ssl": ctx["chain"]}, expect=C), Setting(d, "ssl_ca=<CA>"), Setting(d, "ssl_ca=<CA>&ssl_check_hostname=false", expect=C), Setting(d, connect_args={"ssl": False}, expect=R, how="attach")]
+        rows += [
+            *_my_common(d),
+            Setting(d, "ssl=false", expect=R),
+            Setting(d, connect_args={"ssl": 0}, expect=R),
+            Setting(d, connect_args={"ssl": []}, expect=R),
+            Setting(d, connect_args={"ssl": NONE_CTX}, expect=R),
+            Setting(d, connect_args={"ssl": EMPTY_CTX}, expect=R),
+            Setting(d, connect_args={"ssl": ctx["full"]}),
+            Setting(d, connect_args={"ssl": ctx["chain"]}, expect=C),
+            Setting(d, "ssl_ca=<CA>"),
+            Setting(d, "ssl_ca=<CA>&ssl_check_hostname=false", expect=C),
+            Setting(d, connect_args={"ssl": False}, expect=R, how="attach"),
+            Setting(d, connect_args={"read_default_file": "<CNF-SOCKET>"}, expect=R),
+        ]
+    rows.append(Setting("aiomysql", connect_args={"async_creator_fn": "<a connect function>"},
+                        expect=R))
+    rows.append(Setting("asyncmy", connect_args={"sock": "<a socket>"}, expect=R))
     return rows
 
 
@@ -294,6 +360,10 @@ def _resolve(setting: Setting, pki: Pki) -> Setting:
             for k, v in setting.connect_args.items()}
     if args.get("sock") == "<a socket>":  # a socket connected elsewhere: nothing to verify
         args["sock"] = object()
+    if args.get("async_creator_fn") == "<a connect function>":
+        import aiomysql
+
+        args["async_creator_fn"] = aiomysql.connect
     return Setting(setting.driver, setting.query, args, setting.expect, setting.how)
 
 
@@ -368,8 +438,10 @@ WORDS = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full", "t
 
 
 def _any_case(word: str) -> st.SearchStrategy[str]:
-    return st.lists(st.booleans(), min_size=len(word), max_size=len(word)).map(
-        lambda flips: "".join(c.upper() if f else c.lower() for c, f in zip(word, flips, strict=False)))
+    def spell(flips: list[bool]) -> str:
+        return "".join(c.upper() if f else c.lower() for c, f in zip(word, flips, strict=True))
+
+    return st.lists(st.booleans(), min_size=len(word), max_size=len(word)).map(spell)
 
 
 def values(ca: str) -> st.SearchStrategy[Any]:
