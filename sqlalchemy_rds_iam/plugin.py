@@ -193,7 +193,8 @@ class IamConnector:
         """
         if context.connection is None and self._key is not None:
             self.cache.invalidate(self._key)
-        original, wrapper = context.original_exception, context.sqlalchemy_exception
+        original = getattr(context, "original_exception", None)
+        wrapper = getattr(context, "sqlalchemy_exception", None)
         if wrapper is not None:
             for note in getattr(original, "__notes__", None) or []:
                 if note.startswith("sqlalchemy-rds-iam:"):

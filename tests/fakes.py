@@ -30,8 +30,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["KINDS", "TOKEN_MARKERS", "Pki", "RecordingServer", "hostile_servers", "make_pki"]
+__all__ = [
+    "KINDS", "TOKEN_MARKERS", "Pki", "RecordingServer", "driver_arguments", "hostile_servers",
+    "make_pki",
+]
 
 #: The four servers, in the order tests report them.
 KINDS = ("self-signed", "wrong-host", "plain", "valid")
@@ -287,3 +291,29 @@ def hostile_servers(protocol: str, pki: Pki) -> Iterator[dict[str, RecordingServ
     finally:
         for server in servers.values():
             server.close()
+
+
+def driver_arguments(engine: Any, cparams: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The keywords the IAM listener hands the driver for one connect, without connecting.
+
+    The listener makes the connection itself (``dialect.connect``); for the length of one
+    call that is replaced by a recorder, so offline tests see exactly what a driver would.
+    """
+    import sqlalchemy_rds_iam
+
+    sync = getattr(engine, "sync_engine", engine)
+    if cparams is None:
+        cparams = dict(sync.dialect.create_connect_args(sync.url)[1])
+    seen: dict[str, Any] = {}
+
+    def record(*cargs: Any, **kwargs: Any) -> object:
+        seen.update(kwargs)
+        return object()
+
+    real = sync.dialect.connect
+    sync.dialect.connect = record
+    try:
+        sqlalchemy_rds_iam.connector(engine)(sync.dialect, None, [], cparams)
+    finally:
+        sync.dialect.connect = real
+    return seen

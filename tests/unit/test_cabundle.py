@@ -24,6 +24,7 @@ from sqlalchemy_rds_iam.cabundle import (
     trust_store_for,
 )
 from sqlalchemy_rds_iam.endpoints import parse_hostname
+from tests.fakes import driver_arguments
 
 ID = "c9akciq32lce"
 
@@ -154,10 +155,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def engine_cparams(url: str) -> dict[str, object]:
-    engine = sa.create_engine(url)
-    cparams = dict(engine.dialect.create_connect_args(engine.url)[1])
-    sqlalchemy_rds_iam.connector(engine)(engine.dialect, None, [], cparams)
-    return cparams
+    return driver_arguments(sa.create_engine(url))
 
 
 @pytest.mark.usefixtures("aws_env")

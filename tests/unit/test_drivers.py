@@ -191,7 +191,7 @@ def test_contexts_are_shared_not_rebuilt() -> None:
 # -- the user's settings win --------------------------------------------------------------------
 
 MY_CTX = ssl.create_default_context()
-CA = str(sqlalchemy_rds_iam.tls.SHIPPED_CA_BUNDLE)
+CA = str(sqlalchemy_rds_iam.cabundle.SHIPPED_CA_BUNDLE)
 
 USER_SETTINGS: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
     # (driver, url query, connect_args, expected subset of cparams)

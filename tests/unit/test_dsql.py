@@ -27,6 +27,7 @@ from sqlalchemy_rds_iam.tokens import (
     sign_token,
     token_shape,
 )
+from tests.fakes import driver_arguments
 
 HOST = "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws"
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -147,11 +148,8 @@ def password_and_ca(url: str) -> tuple[str, Any]:
 
         make = create_async_engine  # type: ignore[assignment]
     engine = make(url)
-    sync = getattr(engine, "sync_engine", engine)
     connector = sqlalchemy_rds_iam.connector(engine)
-    cparams = dict(sync.dialect.create_connect_args(sync.url)[1])
-    connector(sync.dialect, None, [], cparams)
-    return cparams[connector.spec.password_key], connector.ca_bundle
+    return driver_arguments(engine)[connector.spec.password_key], connector.ca_bundle
 
 
 @pytest.mark.usefixtures("aws_env", "fixed_signing_clock")

@@ -92,7 +92,7 @@ def test_postgresql_arguments() -> None:
 
 @pytest.mark.usefixtures("aws_env")
 def test_users_tls_settings_win() -> None:
-    ca = default_ca_bundle()
+    ca = bundle_path("rds-aws")
     engine = sa.create_engine(f"{PG}?plugin=rds_iam&sslmode=verify-ca&sslrootcert={ca}")
     args = connect_args(engine)
     assert (args["sslmode"], args["sslrootcert"]) == ("verify-ca", ca)
@@ -109,7 +109,7 @@ def test_pymysql_keywords() -> None:
 @pytest.mark.usefixtures("aws_env")
 def test_pymysql_url_ssl_dict_is_completed_not_shadowed() -> None:
     # SQLAlchemy turns URL ssl_* into an ssl dict; PyMySQL would ignore it if we added ssl_ca=.
-    ca = default_ca_bundle()
+    ca = bundle_path("rds-aws")
     args = connect_args(sa.create_engine(f"{MY}?plugin=rds_iam&ssl_ca={ca}"))
     assert args["ssl"] == {"ca": ca, "check_hostname": True, "verify_mode": True}
     assert not any(k.startswith("ssl_") for k in args)
@@ -243,7 +243,7 @@ def test_attach_checks_the_engines_connect_args() -> None:
 
 
 def test_attach_sees_connect_args_that_secure_the_engine() -> None:
-    ca = default_ca_bundle()
+    ca = bundle_path("rds-aws")
     engine = sa.create_engine(PG, connect_args={"sslmode": "verify-ca", "sslrootcert": ca})
     connector = sqlalchemy_rds_iam.attach(engine, aws_region="us-east-1")
     assert connector.spec.name == "psycopg2"

@@ -17,6 +17,7 @@ from sqlalchemy_rds_iam import ConfigurationError, CredentialsError
 from sqlalchemy_rds_iam.cli import main
 from sqlalchemy_rds_iam.credentials import CallableSource
 from sqlalchemy_rds_iam.options import parse_options
+from tests.fakes import driver_arguments
 
 RDS = "db.cluster-abc123.us-east-1.rds.amazonaws.com"
 PG = f"postgresql+psycopg2://iamuser@{RDS}/app"
@@ -31,10 +32,7 @@ def signing_key(token: str) -> str:
 
 
 def cparams_of(engine: Any) -> dict[str, Any]:
-    sync = getattr(engine, "sync_engine", engine)
-    cparams = dict(sync.dialect.create_connect_args(sync.url)[1])
-    sqlalchemy_rds_iam.connector(engine)(sync.dialect, None, [], cparams)
-    return cparams
+    return driver_arguments(engine)
 
 
 @pytest.fixture
