@@ -388,8 +388,8 @@ def _asyncpg_prepare(cparams: CParams, ca_bundle: str, mode: str) -> None:
     value = cparams.get("ssl")
     if _wants_default(value):
         cparams["ssl"] = ssl_context(ca_bundle, mode)
-    elif isinstance(value, str) and value.strip().lower() in ("verify-full", "verify-ca"):
-        cparams["ssl"] = ssl_context(ca_bundle, value.strip().lower())
+    elif value in ("verify-full", "verify-ca"):  # asyncpg's own spelling, exactly
+        cparams["ssl"] = ssl_context(ca_bundle, value)
 
 
 def _asyncpg_classify(cargs: Sequence[Any], cparams: Mapping[str, Any]) -> Transport:
