@@ -79,9 +79,9 @@ def test_token_not_kept_on_the_connection(rds_iam_emulator: EmulatorInfo, driver
                 async with engine.connect() as conn:
                     raw = (await conn.get_raw_connection()).driver_connection
                     found = _check(engine.sync_engine, raw)
-                    await conn.invalidate()
-                async with engine.connect() as conn:  # reconnect + pre-ping still work
+                async with engine.connect() as conn:  # the pooled, scrubbed one, pre-pinged
                     assert (await conn.execute(sa.text("SELECT 1"))).scalar() == 1
+                await engine.dispose()  # closed cleanly; the next connect logs in anew
                 async with engine.connect() as conn:
                     assert (await conn.execute(sa.text("SELECT 1"))).scalar() == 1
                 return found
