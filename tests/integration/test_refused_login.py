@@ -19,6 +19,7 @@ from sqlalchemy.pool import NullPool
 import sqlalchemy_rds_iam
 from sqlalchemy_rds_iam.credentials import FrozenCredentials
 from sqlalchemy_rds_iam.drivers import DRIVERS
+from sqlalchemy_rds_iam.refusals import login_refused
 
 if TYPE_CHECKING:
     from sqlalchemy_rds_iam.testing.info import EmulatorInfo, ServerInfo
@@ -110,8 +111,10 @@ def test_a_second_refusal_surfaces_with_a_note(rds_iam_emulator: EmulatorInfo, d
     source.retired = True
     first = connector.token()
     since = server.log_offset()
-    with pytest.raises(sa.exc.DBAPIError) as info:
+    # SQLAlchemy's wrapper; on SQLAlchemy 2.0, asyncpg's connect errors come unwrapped.
+    with pytest.raises(Exception) as info:
         _select_one(engine)
+    assert login_refused(getattr(info.value, "orig", info.value), DRIVERS[driver].family)
     notes = getattr(info.value, "__notes__", [])
     assert len(notes) == 1, notes
     note = notes[0]
