@@ -7,7 +7,8 @@ connection). Refreshing is botocore's: role sessions and callables with an expir
 become ``RefreshableCredentials`` (advisory and mandatory refresh windows, a lock), never
 a loop of our own. Every failure to get credentials is a :class:`CredentialsError` that
 names the source and the fix. botocore is imported on first use, not at import time, to
-keep Lambda cold starts short.
+keep Lambda cold starts short; with keys in the environment (Lambda's case) it is not
+imported at all: see :class:`.environment.EnvironmentSource`.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class FrozenCredentials:
     token: str | None = field(repr=False)
     expiry: float | None
     """Epoch seconds after which these credentials stop working; ``None``: long-lived."""
+    from_environment: bool = False
+    """Read from ``AWS_*`` variables without botocore: signed without botocore too."""
 
 
 class CredentialSource(Protocol):
@@ -397,6 +400,10 @@ def source_for(options: Options, region: str | None = None) -> CredentialSource:
     STS and for a callable provider)."""
     if options.credentials_provider is not None:
         return CallableSource(options.credentials_provider, region)
+    if not options.aws_profile and options.boto3_session is None and not options.aws_role_arn:
+        from .environment import EnvironmentSource  # botocore's chain, its first link without it
+
+        return EnvironmentSource()
     base = BotocoreSource(profile=options.aws_profile, session=options.boto3_session)
     if options.aws_role_arn:
         return AssumeRoleSource(

@@ -139,15 +139,32 @@ def _quiet_filter() -> _QuietSigner:
     return _quiet
 
 
-def sign_token(key: TokenKey, credentials: FrozenCredentials) -> str:
+def sign_token(key: TokenKey, credentials: FrozenCredentials, now: float | None = None) -> str:
     """Sign a token exactly as boto3 does: ``rds`` ``generate_db_auth_token``, or ``dsql``
-    ``generate_db_connect_auth_token`` / ``generate_db_connect_admin_auth_token``."""
+    ``generate_db_connect_auth_token`` / ``generate_db_connect_admin_auth_token``.
+
+    Credentials read from the environment are signed by :mod:`.sigv4` (standard library,
+    byte-identical), which spares importing botocore at all on Lambda; ``now`` (epoch
+    seconds) is honoured by that path only, botocore reads its own clock.
+    """
+    with_port_and_user = _SIGNS_PORT_AND_USER[key.service]
+    body = {"Action": key.action, **({"DBUser": key.user} if with_port_and_user else {})}
+    if credentials.from_environment:
+        from . import sigv4
+
+        port = key.port if with_port_and_user else None
+        if sigv4.supports(key.host, port):
+            try:
+                return sigv4.presign(key.host, port, body, service=key.service,
+                                     region=key.region, expires=key.lifetime,
+                                     credentials=credentials, now=now)
+            except UnicodeError as exc:  # a lone surrogate in the user or a key
+                raise TokenError(f"could not sign a token for {key.user!r}@{key.host}:"
+                                 f"{key.port}: {type(exc).__name__}") from exc
     from botocore.auth import SigV4QueryAuth
     from botocore.awsrequest import create_request_object, prepare_request_dict
     from botocore.credentials import ReadOnlyCredentials
 
-    with_port_and_user = _SIGNS_PORT_AND_USER[key.service]
-    body = {"Action": key.action, **({"DBUser": key.user} if with_port_and_user else {})}
     request_dict = {
         "url_path": "/",
         "query_string": "",

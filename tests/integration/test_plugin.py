@@ -148,11 +148,15 @@ def test_a_refused_token_is_not_offered_again(rds_iam_emulator: EmulatorInfo, se
 
     import botocore.auth
 
+    from sqlalchemy_rds_iam import sigv4
+
     info = rds_iam_emulator.servers[server]
     engine = sa.create_engine(info.url(), poolclass=NullPool)
     skewed = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) - datetime.timedelta(minutes=16)
     with monkeypatch.context() as patch:
+        # Both signers: botocore's, and the standard-library one that environment credentials use.
         patch.setattr(botocore.auth, "get_current_datetime", lambda *a, **k: skewed)
+        patch.setattr(sigv4, "clock", lambda: skewed.replace(tzinfo=datetime.timezone.utc).timestamp())
         with pytest.raises(sa.exc.OperationalError):
             engine.connect()
     stale = sqlalchemy_rds_iam.connector(engine).cache.peek(sqlalchemy_rds_iam.connector(engine).key())

@@ -53,7 +53,11 @@ PINNED_USER_1H = (
 def fixed_signing_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     import botocore.auth
 
+    from sqlalchemy_rds_iam import sigv4
+
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *a, **k: FIXED)
+    # Environment credentials are signed by the standard-library presigner: its clock too.
+    monkeypatch.setattr(sigv4, "clock", lambda: FIXED.replace(tzinfo=datetime.timezone.utc).timestamp())
     yield
 
 

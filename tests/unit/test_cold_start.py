@@ -1,0 +1,54 @@
+"""Cold start: what a fresh process (a Lambda's init) imports on the way to its first token.
+
+Speed itself is measured in ``bench/`` (``make bench``); these tests pin what makes it fast.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def test_lambda_path_never_imports_botocore() -> None:
+    """A fresh process that signs with environment credentials takes the fast path."""
+    code = (
+        "import sys, sqlalchemy as sa, sqlalchemy_rds_iam\n"
+        "engine = sa.create_engine('postgresql+psycopg2://iamuser@db.cluster-abc.us-east-1"
+        ".rds.amazonaws.com/app?plugin=rds_iam')\n"
+        "token = sqlalchemy_rds_iam.connector(engine).token()\n"
+        "assert 'X-Amz-Security-Token=tok' in token\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('botocore', 'boto3')))\n"
+    )
+    env = {"AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "s",
+           "AWS_SESSION_TOKEN": "tok", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_importing_the_package_loads_only_the_standard_library() -> None:
+    """What keeps ``import sqlalchemy_rds_iam`` under 10 ms (``make bench`` times it): no
+    botocore, no SQLAlchemy, no driver; only our own modules and the standard library."""
+    code = ("import sys; before = set(sys.modules); import sqlalchemy_rds_iam; "
+            "print(' '.join(sorted({m.split('.')[0] for m in set(sys.modules) - before})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    loaded = set(out.stdout.split()) - {"sqlalchemy_rds_iam"}
+    assert loaded <= set(sys.stdlib_module_names), loaded
+
+
+def test_an_imported_sqlalchemy_learns_the_plugin_without_its_entry_point_scan() -> None:
+    code = (
+        "import sqlalchemy, sqlalchemy_rds_iam\n"
+        "from sqlalchemy.dialects import plugins\n"
+        "assert 'rds_iam' in plugins.impls\n"
+        "from sqlalchemy_rds_iam.plugin import RdsIamPlugin\n"
+        "assert plugins.load('rds_iam') is RdsIamPlugin\n"
+        "e = sqlalchemy.create_engine('postgresql+psycopg2://u@db.cluster-abc.us-east-1"
+        ".rds.amazonaws.com/app?plugin=rds_iam')\n"
+        "print(sqlalchemy_rds_iam.connector(e).region)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+    assert out.stdout.strip() == "us-east-1"
