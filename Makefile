@@ -71,10 +71,12 @@ compat: system $(COMPAT_VENV)/.installed
 demo: venv
 	$(PY) examples/lambda/run_local.py --demo
 
+# Offline: listener overhead and the cold-start ratio against AWS's guide; then the whole
+# field against the emulator (each contender in its own venv under .venv-bench/).
 bench: venv
-	$(PY) bench/run.py
-	$(PY) bench/login.py
+	@status=0; $(PY) bench/run.py || status=$$?; $(PY) bench/login.py || status=$$?; \
+	$(PY) bench/field.py || status=$$?; exit $$status
 
 clean:
 	-$(VENV)/bin/sqlalchemy-rds-iam emulator stop
-	rm -rf $(VENV) $(COMPAT_VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(COMPAT_VENV) .venv-bench build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
