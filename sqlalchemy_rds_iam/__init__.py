@@ -8,6 +8,7 @@ Importing this package does not import botocore; the first connection does.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     ConfigurationError,
@@ -20,12 +21,7 @@ from .errors import (
     UnsupportedDriverError,
 )
 
-# Not `from typing import TYPE_CHECKING`: importing typing is most of this package's import
-# time in a fresh process (the package is imported before SQLAlchemy by some apps).
-TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from sqlalchemy.engine import Engine
     from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -82,7 +78,7 @@ def _register_plugin() -> None:
     """Name our plugin to an already imported SQLAlchemy: the same class the entry point
     names, minus SQLAlchemy's scan of every installed distribution's entry points at the
     first ``create_engine(...?plugin=rds_iam)`` (about 1 ms per 3 distributions on a cold
-    start). Never imports SQLAlchemy itself."""
+    start)."""
     dialects = sys.modules.get("sqlalchemy.dialects")
     if dialects is not None:
         dialects.plugins.register("rds_iam", "sqlalchemy_rds_iam.plugin", "RdsIamPlugin")
