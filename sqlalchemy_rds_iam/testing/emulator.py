@@ -214,8 +214,27 @@ class Emulator:
             )
 
 
+    # -- faults -----------------------------------------------------------------------------
 
+    def restart(self, server: str) -> EmulatorInfo:
+        """Stop one server (``postgresql``, ``mysql``, ``pgbouncer``) and start it again.
 
+        Same port, data, certificate and PAM wiring; returns once it accepts logins again.
+        Every connection to it drops, as in a database restart or failover: for fault tests
+        (pooled engines, ``pool_pre_ping``). Use a private emulator (its own state dir) so
+        that tests sharing the default one are not disturbed.
+        """
+        if server not in launch.SERVER_CLASSES:
+            raise EmulatorError(
+                f"unknown server {server!r}; choose among " + ", ".join(launch.SERVER_CLASSES)
+            )
+        self._require_root("restarting an emulator server")
+        with self._lock():
+            info = self.status()
+            if info is None:
+                raise EmulatorError(f"no emulator runs in {self.state_dir}; start it first")
+            launch.restart(self, info, server)
+            return info
 
     # -- identities and throttling on a running emulator ---------------------------------------
 

@@ -24,7 +24,7 @@ from sqlalchemy_rds_iam.testing.info import EmulatorInfo, ServerInfo
 if TYPE_CHECKING:
     from sqlalchemy_rds_iam.testing.emulator import Emulator
 
-__all__ = ["HOST", "SERVER_CLASSES", "Launch", "plan_servers", "teardown"]
+__all__ = ["HOST", "SERVER_CLASSES", "Launch", "plan_servers", "restart", "teardown"]
 
 HOST = "localhost"
 VERIFIER_NAMES = ("python*",)
@@ -34,6 +34,8 @@ SERVER_CLASSES: dict[str, type[servers.Server]] = {
     "mysql": servers.MariaDbServer,
     "pgbouncer": servers.PgBouncerServer,
 }
+#: Each server's directory under the state dir.
+_ROOTS = {"postgresql": "postgresql", "mysql": "mariadb", "pgbouncer": "pgbouncer"}
 
 
 def plan_servers(
@@ -163,25 +165,16 @@ class Launch:
         passwords: dict[str, str],
     ) -> dict[str, servers.Server]:
         instances: dict[str, servers.Server] = {}
-        roots = {"postgresql": "postgresql", "mysql": "mariadb", "pgbouncer": "pgbouncer"}
         for name in running:
-            root = self.emulator.state_dir / roots[name]
-            if name == "pgbouncer":
-                pg = instances["postgresql"]
-                assert isinstance(pg, servers.PostgresServer)
-                instances[name] = servers.PgBouncerServer(
-                    root, ports[name], binaries, postgres=pg, pam_dir=root / "pam.d"
-                )
-            else:
-                cls = SERVER_CLASSES[name]
-                assert issubclass(cls, servers.DatabaseServer)
-                instances[name] = cls(
-                    root,
-                    ports[name],
-                    binaries,
-                    pam_service=self.emulator.pam_services[name],
-                    password=passwords[name],
-                )
+            pg = instances.get("postgresql")
+            instances[name] = server_instance(
+                self.emulator,
+                binaries,
+                name,
+                ports[name],
+                passwords.get(name, ""),
+                postgres=pg if isinstance(pg, servers.PostgresServer) else None,
+            )
         return instances
 
     def _start_servers(self, instances: dict[str, servers.Server], tls: Any) -> None:
@@ -216,6 +209,49 @@ class Launch:
                 raise first
             report = "\n".join(f"{name}: {type(e).__name__}: {e}" for name, e in errors.items())
             raise EmulatorError(f"the emulator could not start:\n{report}") from first
+
+
+def server_instance(
+    emulator: Emulator,
+    binaries: servers.Binaries,
+    name: str,
+    port: int,
+    password: str,
+    *,
+    postgres: servers.PostgresServer | None = None,
+) -> servers.Server:
+    """The :class:`~servers.Server` object for ``name`` under ``emulator``'s state dir."""
+    root = emulator.state_dir / _ROOTS[name]
+    if name == "pgbouncer":
+        return servers.PgBouncerServer(
+            root, port, binaries, postgres=postgres, pam_dir=root / "pam.d"
+        )
+    cls = SERVER_CLASSES[name]
+    assert issubclass(cls, servers.DatabaseServer)
+    return cls(root, port, binaries, pam_service=emulator.pam_services[name], password=password)
+
+
+def restart(emulator: Emulator, info: EmulatorInfo, name: str) -> None:
+    """Stop server ``name`` of a running emulator, then start it again (lock held).
+
+    The same server comes back: its data, port, certificate and PAM wiring are kept; only
+    its process is new (recorded in the state file as soon as it exists). Clients see what
+    a database restart or failover looks like: their connections drop, new logins work.
+    """
+    server = info.servers[name]  # ServerNotRunningError if this emulator runs without it
+    cls = SERVER_CLASSES[name]
+    state = emulator.state.read() or {}
+    pid = state.get("pids", {}).get(name)
+    if pid is not None and servers.process_alive(pid, cls.process_names):
+        servers.terminate(pid, cls.stop_signal)
+
+    def record(new_pid: int) -> None:
+        current = emulator.state.read() or state
+        current.setdefault("pids", {})[name] = new_pid
+        emulator.state.write(current)
+
+    binaries = servers.find_binaries()
+    server_instance(emulator, binaries, name, server.port, server.password or "").launch(record)
 
 
 def teardown(emulator: Emulator) -> None:

@@ -396,7 +396,15 @@ class Server:
             chown(self.tls_dir / name, self.user, mode)
 
     def start(self, tls: TlsFiles, record: Callable[[int], None]) -> None:
-        """Start the server; call ``record(pid)`` as soon as its process exists."""
+        """Set up and start the server; call ``record(pid)`` as soon as its process exists."""
+        raise NotImplementedError
+
+    def launch(self, record: Callable[[int], None]) -> None:
+        """Start the already set-up server (its files, port, TLS and PAM as before).
+
+        :meth:`start` ends with it; :meth:`Emulator.restart` calls it alone after the old
+        process has exited, so a restarted server is the same server on the same port.
+        """
         raise NotImplementedError
 
 
@@ -451,7 +459,8 @@ ssl = on
 ssl_cert_file = {_pg_quote(str(self.tls_dir / "server.crt"))}
 ssl_key_file = {_pg_quote(str(self.tls_dir / "server.key"))}
 password_encryption = 'scram-sha-256'
-max_connections = 300
+# a 200-connection burst directly, plus PgBouncer's pool (default_pool_size) at once
+max_connections = 500
 shared_buffers = 32MB
 # Throwaway data: durability is not worth the time.
 fsync = off
@@ -473,18 +482,23 @@ hostssl   all all      ::1/128        scram-sha-256
 hostnossl all all      all            reject
 """
         (self.data / "pg_hba.conf").write_text(hba, encoding="utf-8")
-        pg_ctl = [str(bin_ / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w"]
-        try:
-            run_as(self.user, [*pg_ctl, "-t", "60", "start"], cwd=self.root, timeout=90)
-        finally:
-            pid_file = self.data / "postmaster.pid"
-            if pid_file.exists():
-                record(int(pid_file.read_text().split()[0]))
+        self.launch(record)
         self._psql("postgres", self.setup_sql())
         grants = "\n".join(
             f"GRANT ALL ON SCHEMA public TO {u};" for u in (*IAM_USERS, PASSWORD_USER)
         )
         self._psql(DATABASE, grants)
+
+    def launch(self, record: Callable[[int], None]) -> None:
+        """``pg_ctl start`` on the existing cluster; returns once it accepts connections."""
+        assert self.bins.pg_bin is not None
+        pg_ctl = [str(self.bins.pg_bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log)]
+        try:
+            run_as(self.user, [*pg_ctl, "-w", "-t", "60", "start"], cwd=self.root, timeout=90)
+        finally:
+            pid_file = self.data / "postmaster.pid"
+            if pid_file.exists():
+                record(int(pid_file.read_text().split()[0]))
 
     def setup_sql(self) -> str:
         iam = "\n".join(f"CREATE ROLE {u} LOGIN; GRANT rds_iam TO {u};" for u in IAM_USERS)
@@ -572,7 +586,7 @@ ssl-key = {self.tls_dir / "server.key"}
 ssl-ca = {self.tls_dir / "ca.pem"}
 plugin-load-add = {self.bins.mariadb_pam_plugin}
 pam-use-cleartext-plugin = ON
-max-connections = 300
+max-connections = 500
 innodb-buffer-pool-size = 32M
 innodb-log-file-size = 16M
 innodb-flush-log-at-trx-commit = 0
@@ -589,6 +603,11 @@ skip-log-bin
             ],
             cwd=self.root,
         )
+        self.launch(record)
+        self._client(self.setup_sql())
+
+    def launch(self, record: Callable[[int], None]) -> None:
+        """Start mariadbd on the existing datadir; returns once it answers."""
         pid = spawn_detached(
             self.user,
             [self.bins.mariadbd, f"--defaults-file={self.defaults_file}"],
@@ -597,7 +616,6 @@ skip-log-bin
         )
         record(pid)
         wait_until(self._ready, what="mariadbd", pid=pid, log=self.log, timeout=60)
-        self._client(self.setup_sql())
 
     def setup_sql(self) -> str:
         iam = "\n".join(
@@ -652,8 +670,9 @@ client_tls_key_file = {self.tls_dir / "server.key"}
 client_tls_ca_file = {self.tls_dir / "ca.pem"}
 server_tls_sslmode = disable
 pool_mode = session
-max_client_conn = 400
-default_pool_size = 20
+max_client_conn = 500
+; session mode: one PostgreSQL connection per client, so 200 concurrent clients fit
+default_pool_size = 250
 ; the verifier's wake-up connections (see verifier.VerifierService._wake) are not news
 log_connections = 0
 log_disconnections = 0
@@ -661,8 +680,17 @@ ignore_startup_parameters = extra_float_digits,options,search_path
 ; no logfile: stderr already goes to {self.log_name} (both would log every line twice)
 pidfile = {self.root / "pgbouncer.pid"}
 """
-        ini_path = write_file(self.root / "pgbouncer.ini", ini, self.user, 0o644)
+        write_file(self.ini, ini, self.user, 0o644)
         write_file(self.log, "", self.user, 0o644)
+        self.launch(record)
+
+    @property
+    def ini(self) -> Path:
+        return self.root / "pgbouncer.ini"
+
+    def launch(self, record: Callable[[int], None]) -> None:
+        """Start pgbouncer with its written config, in its own mount namespace."""
+        assert self.pam_dir is not None
         uid, gid = user_ids(self.user)
         argv = [
             _which("unshare"),
@@ -680,7 +708,7 @@ pidfile = {self.root / "pgbouncer.pid"}
             "--clear-groups",
             "--",
             self.bins.pgbouncer,
-            str(ini_path),
+            str(self.ini),
         ]
         pid = spawn_detached(None, argv, cwd=self.root, log=self.log)
         record(pid)
