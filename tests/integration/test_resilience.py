@@ -332,3 +332,92 @@ def test_client_clock_ten_minutes_behind(
     assert provider.calls == 3
     report(f"clock -10 min: accepted, tokens live 5 min; a 6-min-old cached one: "
            f"{decisions[0].reason!r}, then re-signed and accepted")
+
+
+# -- 5. load ------------------------------------------------------------------------------------
+
+
+def _burst_threads(engine: sa.Engine, who: str) -> list[BaseException]:
+    """BURST threads each open a new connection and hold it until all BURST are open."""
+    barrier = threading.Barrier(BURST, timeout=120)
+    failures: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            with engine.connect() as c:
+                assert c.execute(sa.text(who)).scalar() == "iamuser"
+                barrier.wait()
+        except Exception as exc:  # noqa: BLE001 -- counted and judged by the caller
+            failures.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=one) for _ in range(BURST)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(180)
+    return failures
+
+
+def _burst_tasks(url: str, provider: CountingProvider, who: str) -> list[BaseException]:
+    """BURST asyncio tasks each open a new connection and hold it until all BURST are open."""
+
+    async def run() -> list[BaseException]:
+        engine = create_async_engine(url, poolclass=NullPool, credentials_provider=provider)
+        opened = 0
+        all_open = asyncio.Event()
+
+        async def one() -> None:
+            nonlocal opened
+            async with engine.connect() as c:
+                assert (await c.execute(sa.text(who))).scalar() == "iamuser"
+                opened += 1
+                if opened == BURST:
+                    all_open.set()
+                await asyncio.wait_for(all_open.wait(), 120)
+
+        try:
+            results = await asyncio.gather(*(one() for _ in range(BURST)), return_exceptions=True)
+        finally:
+            await engine.dispose()
+        return [r for r in results if isinstance(r, BaseException)]
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("name", "driver", "mode"),
+    [
+        ("postgresql", "psycopg2", "threads"),
+        ("postgresql", "asyncpg", "asyncio"),
+        ("pgbouncer", "psycopg2", "threads"),
+        ("pgbouncer", "asyncpg", "asyncio"),
+        ("mysql", "pymysql", "threads"),
+        ("mysql", "asyncmy", "asyncio"),
+    ],
+)
+def test_burst_of_new_connections(info: EmulatorInfo, name: str, driver: str, mode: str) -> None:
+    """BURST new connections at once from one engine: all succeed, one signature for all."""
+    server = info.servers[name]
+    provider = CountingProvider(info.identities["primary"])
+    who = WHO[server.dialect]
+    offset = server.log_offset()
+    began = time.perf_counter()
+    if mode == "threads":
+        engine = engine_for(server, driver, poolclass=NullPool, credentials_provider=provider)
+        failures = _burst_threads(engine, who)
+        engine.dispose()
+    else:
+        failures = _burst_tasks(server.url("iamuser", driver), provider, who)
+    wall = time.perf_counter() - began
+    logins = server.verifications(offset)
+    tokens = {v.token_sha256 for v in logins}
+    report(
+        f"burst {name} {driver} {mode}: {BURST} connections, {len(failures)} failures, "
+        f"{provider.calls} signature(s), {len(tokens)} distinct token(s) seen by the server, "
+        f"wall {wall:.2f} s"
+    )
+    assert failures == []
+    assert [v.ok for v in logins] == [True] * BURST
+    assert provider.calls == 1
+    assert len(tokens) == 1
