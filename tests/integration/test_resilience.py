@@ -39,7 +39,7 @@ from sqlalchemy_rds_iam.testing import (
     ServerInfo,
     token_fingerprint,
 )
-from sqlalchemy_rds_iam.testing.errors import ServerBinariesMissingError
+from sqlalchemy_rds_iam.testing.errors import EmulatorError, ServerBinariesMissingError
 
 pytestmark = [pytest.mark.integration]
 
@@ -167,6 +167,7 @@ def test_restart_under_a_pooled_engine(emulator: Emulator, info: EmulatorInfo, n
         stop.set()
         worker.join(30)
     engine.dispose()
+    assert emulator.status() == info  # the same server: port, certificate, identities
 
     during = [r for r in results if down <= r[0] < up]
     after = [r for r in results if r[0] >= up]
@@ -182,6 +183,11 @@ def test_restart_under_a_pooled_engine(emulator: Emulator, info: EmulatorInfo, n
         f"({failed_during} failed), after {len(after)} (0 failed), {len(logins)} new "
         f"logins with 1 fresh token; signatures in all {provider.calls}"
     )
+
+
+def test_restart_names_the_servers() -> None:
+    with pytest.raises(EmulatorError, match="unknown server 'oracle'; choose among postgresql"):
+        Emulator("/nonexistent").restart("oracle")
 
 
 def _sim_clock(start: float) -> tuple[list[float], Callable[[], float]]:
