@@ -25,6 +25,14 @@ def _no_ambient_aws(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Te
     yield
 
 
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AWS's example key pair in the environment: tokens sign offline (``fakes.set_aws_env``)."""
+    from tests.fakes import set_aws_env
+
+    set_aws_env(monkeypatch)
+
+
 LoopLagMeter = Callable[[Callable[[], Awaitable[object]]], Awaitable[tuple[float, float]]]
 
 

@@ -1,4 +1,5 @@
-"""Shared test fakes: hostile database servers on loopback that record every byte they get.
+"""Shared test fakes: hostile database servers on loopback that record every byte they get,
+the AWS environment, a closed port and a slow credential source (the end of this module).
 
 Each :class:`RecordingServer` speaks just enough of one wire protocol to make a client
 send its password, and keeps everything the client sent (after TLS, the decrypted bytes):
@@ -30,11 +31,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy_rds_iam.credentials import FrozenCredentials
 
 __all__ = [
-    "KINDS", "TOKEN_MARKERS", "Pki", "RecordingServer", "driver_arguments", "hostile_servers",
-    "make_pki",
+    "EXAMPLE_ACCESS_KEY", "EXAMPLE_SECRET_KEY", "KINDS", "TOKEN_MARKERS", "Pki",
+    "RecordingServer", "SlowSource", "closed_port", "driver_arguments", "hostile_servers",
+    "make_pki", "set_aws_env",
 ]
 
 #: The four servers, in the order tests report them.
@@ -317,3 +322,53 @@ def driver_arguments(engine: Any, cparams: dict[str, Any] | None = None) -> dict
     finally:
         sync.dialect.connect = real
     return seen
+
+
+# -- AWS environment, ports, credential sources ----------------------------------------------
+
+#: AWS's documented example key pair: signs offline, is accepted by no real account.
+EXAMPLE_ACCESS_KEY = "AKIDEXAMPLE"
+EXAMPLE_SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+
+
+def set_aws_env(monkeypatch: Any, access_key: str = EXAMPLE_ACCESS_KEY,
+                secret_key: str = EXAMPLE_SECRET_KEY) -> None:
+    """Long-lived credentials in the environment (the ``aws_env`` fixture of conftest.py)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret_key)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: a connect there is refused at once."""
+    from sqlalchemy_rds_iam.testing.servers import free_port
+
+    return free_port()
+
+
+class SlowSource:
+    """A credential source with the real interface whose loading takes ``delay`` seconds.
+
+    Stands in for STS / IMDS / SSO network I/O; ``calls`` counts the loads.
+    """
+
+    def __init__(self, delay: float = 0.0, credentials: FrozenCredentials | None = None,
+                 region: str | None = "us-east-1", name: str = "slow fake") -> None:
+        from sqlalchemy_rds_iam.credentials import FrozenCredentials
+
+        self.delay = delay
+        self.calls = 0
+        self.credentials = credentials or FrozenCredentials(
+            EXAMPLE_ACCESS_KEY, EXAMPLE_SECRET_KEY, None, None)
+        self.region_name = region
+        self.name = name
+
+    def frozen(self) -> FrozenCredentials:
+        self.calls += 1
+        time.sleep(self.delay)
+        return self.credentials
+
+    def region(self) -> str | None:
+        return self.region_name
+
+    def describe(self) -> str:
+        return self.name

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -24,6 +23,7 @@ from sqlalchemy_rds_iam.credentials import FrozenCredentials
 from sqlalchemy_rds_iam.drivers import DRIVERS
 from sqlalchemy_rds_iam.options import parse_options
 from sqlalchemy_rds_iam.plugin import IamConnector
+from tests.fakes import SlowSource
 
 if TYPE_CHECKING:
     from sqlalchemy_rds_iam.testing.info import EmulatorInfo, ServerInfo
@@ -185,24 +185,12 @@ def test_insecure_url_is_refused_before_connecting(rds_iam_emulator: EmulatorInf
 # -- async: the event loop keeps running while slow credentials load ---------------------------
 
 
-class SlowEmulatorSource:
+def slow_emulator_source(info: EmulatorInfo, delay: float) -> SlowSource:
     """The emulator's identity, loaded as slowly as an STS or IMDS round trip might be."""
-
-    def __init__(self, info: EmulatorInfo, delay: float) -> None:
-        self.identity = info.identities["primary"]
-        self.region_name = info.region
-        self.delay = delay
-
-    def frozen(self) -> FrozenCredentials:
-        time.sleep(self.delay)
-        return FrozenCredentials(self.identity.access_key_id, self.identity.secret_access_key,
-                                 self.identity.session_token, None)
-
-    def region(self) -> str | None:
-        return self.region_name
-
-    def describe(self) -> str:
-        return "emulator identity, slowly"
+    identity = info.identities["primary"]
+    credentials = FrozenCredentials(identity.access_key_id, identity.secret_access_key,
+                                    identity.session_token, None)
+    return SlowSource(delay, credentials, info.region, "emulator identity, slowly")
 
 
 async def _select_one(engine: Any) -> None:
@@ -222,7 +210,7 @@ def test_cold_signing_does_not_block_the_loop(rds_iam_emulator: EmulatorInfo, dr
     engine = create_async_engine(_url(server, driver, "attach"), poolclass=NullPool)
     options = parse_options(keywords=_attach_options(rds_iam_emulator))
     connector = IamConnector(engine.url, engine.sync_engine.dialect, options,
-                             source=SlowEmulatorSource(rds_iam_emulator, 0.5))
+                             source=slow_emulator_source(rds_iam_emulator, 0.5))
     event.listen(engine.sync_engine, "do_connect", connector)
     lag, elapsed = asyncio.run(loop_lag(lambda: _select_one(engine)))
     record_property("max_loop_lag_ms", round(lag * 1000, 1))

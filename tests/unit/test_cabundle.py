@@ -24,7 +24,7 @@ from sqlalchemy_rds_iam.cabundle import (
     trust_store_for,
 )
 from sqlalchemy_rds_iam.endpoints import parse_hostname
-from tests.fakes import driver_arguments
+from tests.fakes import driver_arguments, set_aws_env
 
 ID = "c9akciq32lce"
 
@@ -147,11 +147,6 @@ def test_iso_partitions_need_an_explicit_bundle() -> None:
     with pytest.raises(ConfigurationError, match=r"aws-iso.*iam_ca_bundle"):
         trust_store_for(parse_hostname(f"db.{ID}.us-iso-east-1.rds.c2s.ic.gov"))
 
-
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
 
 
 def engine_cparams(url: str) -> dict[str, object]:
@@ -352,8 +347,7 @@ def test_doctor_names_the_missing_region_root(capsys: pytest.CaptureFixture[str]
 
     from sqlalchemy_rds_iam.cli import main
 
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    set_aws_env(monkeypatch)
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()

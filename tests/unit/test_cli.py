@@ -16,15 +16,11 @@ import pytest
 
 from sqlalchemy_rds_iam.cabundle import SHIPPED_CA_BUNDLE
 from sqlalchemy_rds_iam.cli import build_parser, main
+from tests.fakes import closed_port
 
 RDS = "db.cluster-abc123.us-east-1.rds.amazonaws.com"
 PG = f"postgresql+psycopg2://iamuser@{RDS}/app"
 
-
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
 
 
 def test_help_of_every_command_is_complete(capsys: pytest.CaptureFixture[str]) -> None:
@@ -188,15 +184,9 @@ def sts_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     server.stop()
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.usefixtures("aws_env", "sts_server")
 def test_doctor_whoami_names_the_caller(capsys: pytest.CaptureFixture[str]) -> None:
-    url = f"postgresql+psycopg2://iamuser@127.0.0.1:{_closed_port()}/app?aws_region=us-east-1"
+    url = f"postgresql+psycopg2://iamuser@127.0.0.1:{closed_port()}/app?aws_region=us-east-1"
     code = main(["doctor", "--json", "--whoami", "--timeout", "2", url])
     report = json.loads(capsys.readouterr().out)
     assert (code, report["failed_step"]) == (6, "tcp")
@@ -208,8 +198,8 @@ def test_doctor_whoami_names_the_caller(capsys: pytest.CaptureFixture[str]) -> N
 def test_doctor_whoami_without_sts_is_reported_and_the_steps_go_on(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", f"http://127.0.0.1:{_closed_port()}")
-    url = f"postgresql+psycopg2://iamuser@127.0.0.1:{_closed_port()}/app?aws_region=us-east-1"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", f"http://127.0.0.1:{closed_port()}")
+    url = f"postgresql+psycopg2://iamuser@127.0.0.1:{closed_port()}/app?aws_region=us-east-1"
     code = main(["doctor", "--json", "--whoami", "--timeout", "2", url])
     report = json.loads(capsys.readouterr().out)
     names = [s["name"] for s in report["steps"]]

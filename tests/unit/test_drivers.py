@@ -15,7 +15,6 @@ import socket
 import ssl
 import struct
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -31,11 +30,11 @@ from sqlalchemy.pool import NullPool
 import sqlalchemy_rds_iam
 from sqlalchemy_rds_iam import InsecureConnectionError, UnsupportedDriverError
 from sqlalchemy_rds_iam import drivers as drivers_module
-from sqlalchemy_rds_iam.credentials import FrozenCredentials
 from sqlalchemy_rds_iam.drivers import DRIVERS, connect_aiomysql_requiring_tls, driver_for
 from sqlalchemy_rds_iam.options import parse_options
 from sqlalchemy_rds_iam.plugin import IamConnector
 from sqlalchemy_rds_iam.tls import ssl_context
+from tests.fakes import SlowSource, closed_port
 
 RDS = "db.cluster-abc123.us-east-1.rds.amazonaws.com"
 ASYNC = {name for name, spec in DRIVERS.items() if spec.is_async}
@@ -54,9 +53,7 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
 
 
 def connector_of(engine: sa.Engine) -> IamConnector:
-    from sqlalchemy_rds_iam.plugin import _ATTACHED
-
-    return _ATTACHED[engine]
+    return sqlalchemy_rds_iam.connector(engine)
 
 
 def driver_receives(engine: sa.Engine, connector: IamConnector | None = None,
@@ -300,9 +297,8 @@ def test_insecure_spellings_are_refused_by_attach(name: str, query: str,
     engine = make_engine(url_for(name, query), connect_args=connect_args)
     with pytest.raises(InsecureConnectionError):
         sqlalchemy_rds_iam.attach(engine)
-    from sqlalchemy_rds_iam.plugin import _ATTACHED
-
-    assert engine not in _ATTACHED
+    with pytest.raises(sqlalchemy_rds_iam.ConfigurationError, match="no IAM authentication"):
+        sqlalchemy_rds_iam.connector(engine)
 
 
 @pytest.mark.parametrize("name", sorted(DRIVERS))
@@ -325,26 +321,6 @@ def test_refused_again_at_connect_before_any_token(name: str) -> None:
 
 
 # -- passwords and rows at connect ---------------------------------------------------------------
-
-
-class SlowSource:
-    """A credential source with the real interface whose loading takes ``delay`` seconds."""
-
-    def __init__(self, delay: float = 0.0) -> None:
-        self.delay = delay
-        self.calls = 0
-
-    def frozen(self) -> FrozenCredentials:
-        self.calls += 1
-        time.sleep(self.delay)  # stands in for STS / IMDS / SSO network I/O
-        return FrozenCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-                                 None, None)
-
-    def region(self) -> str | None:
-        return "us-east-1"
-
-    def describe(self) -> str:
-        return "slow fake"
 
 
 def test_sync_drivers_get_the_token_in_their_password_keyword() -> None:
@@ -472,11 +448,6 @@ def plain_server() -> Iterator[PlainMySQLServer]:
         yield server
 
 
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
-
 
 def _local_url(name: str, port: int) -> str:
     return f"mysql+{name}://iamuser@127.0.0.1:{port}/app?plugin=rds_iam&aws_region=us-east-1"
@@ -568,17 +539,11 @@ async def _connect_once(engine: AsyncEngine) -> None:
     await engine.dispose()
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _slow_engine(name: str, source: SlowSource,
                  tweak: Callable[[IamConnector], None] | None = None) -> AsyncEngine:
     spec = DRIVERS[name]
     engine = create_async_engine(
-        f"{spec.family}+{name}://iamuser@127.0.0.1:{_closed_port()}/app", poolclass=NullPool)
+        f"{spec.family}+{name}://iamuser@127.0.0.1:{closed_port()}/app", poolclass=NullPool)
     connector = IamConnector(engine.url, engine.sync_engine.dialect,
                              parse_options(keywords={"aws_region": "us-east-1"}), source=source)
     if tweak:

@@ -135,11 +135,6 @@ def test_verifier_refuses_the_wrong_action_role_host_key_and_age() -> None:
 
 # --- the engine ---------------------------------------------------------------------------
 
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-
 
 DRIVERS = ["postgresql+psycopg2", "postgresql+psycopg", "postgresql+psycopg_async",
            "postgresql+asyncpg", "postgresql+pg8000"]

@@ -83,11 +83,6 @@ def test_no_region_at_connect_is_caught_as_sqlalchemy_error(aws_env: None) -> No
         engine.connect()
 
 
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
-
 
 @pytest.mark.parametrize(("keyword", "suggestion"), [
     ("aws_regoin", "aws_region"), ("iam_prot", "iam_port"), ("aws_proflie", "aws_profile"),

@@ -19,16 +19,9 @@ PG = f"postgresql+psycopg2://iamuser@{RDS}/app"
 MY = f"mysql+pymysql://iamuser@{RDS}/app"
 
 
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
-
 
 def connector_of(engine: sa.Engine) -> IamConnector:
-    from sqlalchemy_rds_iam.plugin import _ATTACHED
-
-    return _ATTACHED[engine]
+    return sqlalchemy_rds_iam.connector(engine)
 
 
 def connect_args(engine: sa.Engine, cparams: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from sqlalchemy.pool import NullPool
 import sqlalchemy_rds_iam
 from sqlalchemy_rds_iam import InsecureConnectionError
 from sqlalchemy_rds_iam.drivers import DRIVERS
-from tests.fakes import KINDS, Pki, RecordingServer, hostile_servers, make_pki
+from tests.fakes import KINDS, Pki, RecordingServer, hostile_servers, make_pki, set_aws_env
 
 PG = ["psycopg2", "psycopg", "psycopg_async", "pg8000", "asyncpg"]
 MY = ["pymysql", "mysqldb", "mysqlconnector", "aiomysql", "asyncmy"]
@@ -47,8 +47,7 @@ def servers(pki: Pki) -> Iterator[dict[str, dict[str, RecordingServer]]]:
 
 @pytest.fixture(autouse=True)
 def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+    set_aws_env(monkeypatch)
     monkeypatch.delenv("PGSSLMODE", raising=False)
 
 
