@@ -91,11 +91,12 @@ def _connector(text: str, family: str | None = None) -> tuple[IamConnector, URL]
     import sqlalchemy as sa
 
     from .drivers import driver_for
-    from .options import OPTION_NAMES, parse_options
+    from .options import parse_options
     from .plugin import IamConnector
+    from .target import plain_url, without_options
 
     try:
-        url = sa.make_url(text).difference_update_query(["plugin", "plugins"])
+        url = plain_url(text)
         dialect_cls = url.get_dialect()
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as exc:
         raise ConfigurationError(f"not a usable SQLAlchemy URL: {exc}") from None
@@ -108,8 +109,7 @@ def _connector(text: str, family: str | None = None) -> tuple[IamConnector, URL]
     options = parse_options(url.query)
     reference = sa.engine.URL.create(_REFERENCE_DIALECT[spec.family]).get_dialect()()
     bare = url.set(drivername=_REFERENCE_DIALECT[spec.family], query={})
-    driver_url = url.difference_update_query(OPTION_NAMES)
-    return IamConnector(bare, reference, options), driver_url
+    return IamConnector(bare, reference, options), without_options(url)
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -145,17 +145,21 @@ def _run_client(
 
 
 def _psql(args: argparse.Namespace) -> int:
+    from .drivers import LIBPQ_PLAINTEXT_MODES
+
     connector, url = _connector(args.url, family="postgresql")
+    target = connector.target
     query = dict(url.query)
-    mode = str(query.get("sslmode", connector.tls_mode))
-    if mode in {"disable", "allow", "prefer"}:
+    mode = str(query.get("sslmode", target.tls_mode))
+    if mode in LIBPQ_PLAINTEXT_MODES:
         raise InsecureConnectionError(f"refusing to send an IAM token with sslmode={mode}")
+    host, port = target.address
     env = {
-        "PGHOST": str(url.host or connector.host),
-        "PGPORT": str(url.port or connector.port),
-        "PGUSER": connector.user,
+        "PGHOST": host,
+        "PGPORT": str(port),
+        "PGUSER": target.user,
         "PGSSLMODE": mode,
-        "PGSSLROOTCERT": str(query.get("sslrootcert", connector.ca_bundle)),
+        "PGSSLROOTCERT": str(query.get("sslrootcert", target.ca_bundle)),
     }
     if url.database:
         env["PGDATABASE"] = url.database
@@ -170,17 +174,19 @@ def _is_mariadb_client(name: str) -> bool:
 
 def _mysql(args: argparse.Namespace) -> int:
     connector, url = _connector(args.url, family="mysql")
+    target = connector.target
     client = "mysql" if shutil.which("mysql") or not shutil.which("mariadb") else "mariadb"
+    host, port = target.address
     argv = [
         client,
-        f"--host={url.host or connector.host}",
-        f"--port={url.port or connector.port}",
-        f"--user={connector.user}",
-        f"--ssl-ca={connector.ca_bundle}",
+        f"--host={host}",
+        f"--port={port}",
+        f"--user={target.user}",
+        f"--ssl-ca={target.ca_bundle}",
     ]
     if not _is_mariadb_client(client):
         argv.append("--enable-cleartext-plugin")  # Oracle's client refuses cleartext without it
-    if connector.tls_mode == "verify-full":
+    if target.tls_mode == "verify-full":
         argv.append("--ssl-verify-server-cert")
     argv += [*args.client_args, *([url.database] if url.database else [])]
     return _run_client(args, {}, "MYSQL_PWD", argv, connector)

@@ -27,6 +27,7 @@ from .errors import CredentialsError, RdsIamError, RegionError, TrustStoreError
 if TYPE_CHECKING:
     from .credentials import FrozenCredentials
     from .plugin import IamConnector
+    from .target import Target
 
 __all__ = ["EXIT_CODES", "STEPS", "Failed", "Step", "StepDef", "diagnose", "exit_code_of"]
 
@@ -77,6 +78,11 @@ class State:
         assert self.connector is not None  # the options step set it
         return self.connector
 
+    @property
+    def target(self) -> Target:
+        """What the engine connects to, as the plugin resolved it (the options step's)."""
+        return self.iam.target
+
 
 # -- options --------------------------------------------------------------------------------------
 
@@ -86,7 +92,9 @@ def _build_engine(text: str) -> Any:
     import sqlalchemy as sa
     from sqlalchemy.pool import NullPool
 
-    url = sa.make_url(text).difference_update_query(["plugin", "plugins"])
+    from .target import plain_url
+
+    url = plain_url(text)
     if url.get_dialect().is_async:
         from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -135,12 +143,12 @@ def step_options(state: State) -> str:
         raise Failed(str(exc), fix, step) from None
     sync_engine = getattr(state.engine, "sync_engine", state.engine)
     state.url = sync_engine.url
-    state.connector = iam = connector(state.engine)
-    url = state.url
+    state.connector = connector(state.engine)
+    target = state.target
+    host, port = target.address
     return (
-        f"{url.get_backend_name()}+{sync_engine.dialect.driver} as {iam.user} to "
-        f"{url.host}:{url.port or iam.spec.default_port}, signed for {iam.host}:{iam.port}, "
-        f"iam_tls={iam.tls_mode}"
+        f"{state.url.get_backend_name()}+{sync_engine.dialect.driver} as {target.user} to "
+        f"{host}:{port}, signed for {target.host}:{target.port}, iam_tls={target.tls_mode}"
     )
 
 
@@ -148,8 +156,6 @@ def step_options(state: State) -> str:
 
 
 def step_region(state: State) -> str:
-    from .endpoints import parse_hostname
-
     iam = state.iam
     try:
         state.region = iam.key().region
@@ -159,11 +165,11 @@ def step_region(state: State) -> str:
         raise Failed(
             str(exc), "add aws_region=<region> to the URL, set AWS_REGION, or fix the profile"
         ) from None
-    endpoint = parse_hostname(iam.host)
-    if iam.region is None:
+    target = state.target
+    if target.region_source == "configuration":
         return f"{state.region}, from the AWS configuration"
-    if endpoint is not None and endpoint.region == iam.region:
-        return f"{state.region}, from the hostname ({endpoint.kind} endpoint)"
+    if target.region_source == "hostname" and target.endpoint is not None:
+        return f"{state.region}, from the hostname ({target.endpoint.kind} endpoint)"
     return f"{state.region}, from aws_region"
 
 
@@ -217,7 +223,7 @@ def step_whoami(state: State) -> str:
 
 def _address(state: State) -> tuple[str, int]:
     """Where the driver will connect: the URL's host and port (not iam_host/iam_port)."""
-    return state.url.host or state.iam.host, state.url.port or state.iam.spec.default_port
+    return state.target.address
 
 
 def step_dns(state: State) -> str:
@@ -286,7 +292,7 @@ def step_tls(state: State) -> str:
     assert state.sock is not None
     state.sock.settimeout(state.timeout)
     try:
-        offered = _STARTTLS[state.iam.spec.family](state.sock)
+        offered = _STARTTLS[state.target.spec.family](state.sock)
     except (OSError, ValueError) as exc:
         raise Failed(f"TLS negotiation failed: {exc}", "is this the database port?") from None
     if not offered:
@@ -301,15 +307,15 @@ def step_certificate(state: State) -> str:
     from .tls import ssl_context
 
     assert state.sock is not None
-    iam = state.iam
+    target = state.target
     host, _ = _address(state)
-    context = ssl_context(iam.ca_bundle, iam.tls_mode)
+    context = ssl_context(target.ca_bundle, target.tls_mode)
     try:
         with context.wrap_socket(state.sock, server_hostname=host) as tls:
             version = tls.version()
     except ssl.SSLCertVerificationError as exc:
         raise Failed(
-            f"the server's certificate does not verify against {iam.ca_bundle}: "
+            f"the server's certificate does not verify against {target.ca_bundle}: "
             f"{exc.verify_message}",
             "the default trust store follows the endpoint the token is signed for (RDS "
             "bundle of its partition; Amazon roots for RDS Proxy and DSQL; both for other "
@@ -319,7 +325,7 @@ def step_certificate(state: State) -> str:
         ) from None
     except (ssl.SSLError, OSError) as exc:
         raise Failed(f"TLS handshake failed: {exc}", "check the server's TLS settings") from None
-    return f"{version}, certificate verified ({iam.tls_mode}) against {iam.ca_bundle}"
+    return f"{version}, certificate verified ({target.tls_mode}) against {target.ca_bundle}"
 
 
 # -- the login ------------------------------------------------------------------------------------
@@ -331,7 +337,11 @@ def step_token(state: State) -> str:
         token = iam.token()
     except RdsIamError as exc:
         raise Failed(str(exc), "see the message") from None
-    return f"signed for {iam.user}@{iam.host}:{iam.port} in {state.region} ({len(token)} chars)"
+    target = state.target
+    return (
+        f"signed for {target.user}@{target.host}:{target.port} in {state.region} "
+        f"({len(token)} chars)"
+    )
 
 
 def _login(engine: Any) -> None:
@@ -405,26 +415,23 @@ def login_checklist(
 def step_login(state: State) -> str:
     import sqlalchemy as sa
 
-    from .endpoints import parse_hostname
-
-    iam = state.iam
+    target = state.target
     try:
         _login(state.engine)
     except sa.exc.DBAPIError as exc:
-        endpoint = parse_hostname(iam.host)
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise Failed(
             f"login refused: {reason}",
             login_checklist(
-                iam.spec.family,
-                iam.user,
-                iam.host,
-                iam.port,
+                target.spec.family,
+                target.user,
+                target.host,
+                target.port,
                 state.region,
-                endpoint.partition if endpoint else "aws",
+                target.partition,
             ),
         ) from None
-    return f"logged in as {iam.user} and ran SELECT 1"
+    return f"logged in as {target.user} and ran SELECT 1"
 
 
 # -- the list, and the loop -----------------------------------------------------------------------

@@ -37,7 +37,7 @@ from typing import Any, NoReturn
 from .errors import ConfigurationError, InsecureConnectionError, UnsupportedDriverError
 from .tls import ContextCheck, bundle_problem, context_problem, ssl_context
 
-__all__ = ["DRIVERS", "DriverSpec", "Transport", "driver_for"]
+__all__ = ["DRIVERS", "LIBPQ_PLAINTEXT_MODES", "DriverSpec", "Transport", "driver_for"]
 
 CParams = MutableMapping[str, Any]
 Prepare = Callable[[CParams, str, str], None]
@@ -313,6 +313,8 @@ def _option_file(cparams: Mapping[str, Any], groups: Sequence[str]) -> None:
 # -- PostgreSQL: libpq keywords (psycopg2, psycopg 3) ------------------------------------
 
 _LIBPQ_MODES = {"verify-full": True, "verify-ca": False}
+#: ``sslmode`` words with which libpq may send the password without TLS (the CLI refuses them).
+LIBPQ_PLAINTEXT_MODES = frozenset({"disable", "allow", "prefer"})
 
 
 def _libpq_prepare(cparams: CParams, ca_bundle: str, mode: str) -> None:
@@ -330,7 +332,7 @@ def _libpq_prepare(cparams: CParams, ca_bundle: str, mode: str) -> None:
 def _libpq_classify(cargs: Sequence[Any], cparams: Mapping[str, Any]) -> Transport:
     mode = cparams.get("sslmode")
     if mode not in _LIBPQ_MODES:
-        why = ("may connect without TLS" if mode in ("disable", "allow", "prefer")
+        why = ("may connect without TLS" if mode in LIBPQ_PLAINTEXT_MODES
                else "does not verify the certificate (libpq checks nothing unless a root "
                "file is found)" if mode == "require" else "is not one libpq verifies with")
         _refuse(f"sslmode={_v(mode)}", why,

@@ -19,6 +19,7 @@ from typing import Any, TypedDict
 
 from .endpoints import is_region
 from .errors import ConfigurationError
+from .tls import TLS_MODES, TlsMode
 
 __all__ = [
     "OPTION_NAMES",
@@ -30,8 +31,6 @@ __all__ = [
     "unknown_options_error",
 ]
 
-#: ``iam_tls`` values: both verify the chain against the CA; ``verify-full`` also the hostname.
-TLS_MODES = ("verify-full", "verify-ca")
 
 #: Options that may appear in a URL query string (and are removed from it).
 OPTION_NAMES = (
@@ -104,7 +103,7 @@ class Options:
     iam_host: str | None = None
     iam_port: int | None = None
     iam_ca_bundle: str | None = None
-    iam_tls: str = "verify-full"
+    iam_tls: str = TlsMode.VERIFY_FULL.value
     iam_token_lifetime: int | None = None
     aws_role_arn: str | None = None
     aws_role_session_name: str | None = None

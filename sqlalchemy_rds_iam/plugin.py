@@ -21,11 +21,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import event
 from sqlalchemy.engine import URL, CreateEnginePlugin, Dialect, Engine
 
-from .cabundle import default_ca_bundle, missing_region_root
 from .credentials import CredentialSource, source_for
-from .drivers import DriverSpec, Transport, driver_for
-from .endpoints import Endpoint, parse_hostname
-from .errors import ConfigurationError, InsecureConnectionError, RegionError, TrustStoreError
+from .drivers import DriverSpec, Transport
+from .endpoints import Endpoint
+from .errors import ConfigurationError, InsecureConnectionError, RegionError
 from .options import (
     KEYWORD_ONLY_NAMES,
     OPTION_NAMES,
@@ -35,7 +34,8 @@ from .options import (
     unknown_options_error,
 )
 from .refusals import add_note, login_refused
-from .tokens import SignedToken, TokenCache, TokenKey, sign_token, token_shape
+from .target import Target, resolve_target, without_options
+from .tokens import SignedToken, TokenCache, TokenKey, sign_token
 
 if TYPE_CHECKING:
     import sys
@@ -70,40 +70,15 @@ class IamConnector:
         source: CredentialSource | None = None,
         cache: TokenCache | None = None,
     ) -> None:
-        self.spec: DriverSpec = driver_for(
-            dialect.name, dialect.driver, is_async=getattr(dialect, "is_async", False)
-        )
-        if not url.username:
-            raise ConfigurationError(
-                f"the URL has no username: IAM tokens are signed for a database user, "
-                f"e.g. {dialect.name}+{dialect.driver}://iamuser@host/db"
-            )
-        if url.password:
-            raise ConfigurationError(
-                "the URL has a password: IAM authentication replaces it with a token; "
-                "remove the password from the URL"
-            )
-        host = options.iam_host or url.host
-        if not host:
-            raise ConfigurationError("the URL has no host and no iam_host option is given")
-        endpoint = parse_hostname(host)
-        _check_region(host, endpoint, options.aws_region)
-        self.endpoint: Endpoint | None = endpoint
-        self.host = host
-        self.port = options.iam_port or url.port or self.spec.default_port
-        self.user = url.username
-        self.region = options.aws_region or (endpoint.region if endpoint else None)
-        self.shape = token_shape(
-            endpoint.kind if endpoint else None, self.user, options.iam_token_lifetime,
-            family=self.spec.family,
-        )
-        self.ca_bundle = options.iam_ca_bundle or default_ca_bundle(endpoint)
-        problem = missing_region_root(endpoint, self.ca_bundle)
-        if problem and options.iam_ca_bundle:
-            logger.warning("%s", problem)  # your own bundle: maybe a tunnel's; try anyway
-        elif problem:
-            raise TrustStoreError(problem)
-        self.tls_mode = options.iam_tls
+        self.target: Target = resolve_target(url, dialect, options)
+        target = self.target
+        self.spec: DriverSpec = target.spec
+        self.endpoint: Endpoint | None = target.endpoint
+        self.host, self.port, self.user = target.host, target.port, target.user
+        self.region = target.region
+        self.shape = target.shape
+        self.ca_bundle = target.ca_bundle
+        self.tls_mode = target.tls_mode
         self.source = source if source is not None else source_for(options, self.region)
         # Sources without the (optional) hint never veto a cached token.
         self._hint: Callable[[], str | None] = getattr(
@@ -301,22 +276,6 @@ def _no_hint() -> None:
     return None
 
 
-def _check_region(host: str, endpoint: Endpoint | None, region: str | None) -> None:
-    """An ``aws_region`` that contradicts the hostname, or none where the name has none."""
-    if endpoint is None:
-        return
-    if endpoint.region is None and not region:
-        raise RegionError(
-            f"{host} is an Aurora global writer endpoint, whose name has no region: give "
-            "aws_region=<the current primary cluster's region> (URL or attach())"
-        )
-    if endpoint.region and region and region != endpoint.region:
-        raise RegionError(
-            f"aws_region={region} but {host} is in {endpoint.region}: AWS refuses tokens "
-            "signed for another region; drop aws_region (the hostname says it) or fix it"
-        )
-
-
 def _install(engine: Engine, connector: IamConnector) -> None:
     if engine in _ATTACHED:
         raise ConfigurationError("this engine already has IAM authentication attached")
@@ -399,8 +358,7 @@ class RdsIamPlugin(CreateEnginePlugin):
         self._connect_args = dict(kwargs.get("connect_args") or {})
 
     def update_url(self, url: URL) -> URL:
-        ours = [name for name in url.query if name in OPTION_NAMES]
-        return url.difference_update_query(ours)
+        return without_options(url)
 
     def engine_created(self, engine: Engine) -> None:
         cargs, cparams = engine_connect_arguments(engine)

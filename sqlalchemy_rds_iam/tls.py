@@ -9,15 +9,31 @@ never modified after it is returned.
 
 from __future__ import annotations
 
+import enum
 import functools
 import os
 import ssl
 from dataclasses import dataclass
 
-__all__ = ["TLS_MODES", "ContextCheck", "bundle_problem", "context_problem", "ssl_context"]
+__all__ = [
+    "TLS_MODES", "ContextCheck", "TlsMode", "bundle_problem", "context_problem", "ssl_context",
+]
 
-#: ``verify-full`` checks the chain and the hostname; ``verify-ca`` only the chain.
-TLS_MODES = ("verify-full", "verify-ca")
+
+class TlsMode(str, enum.Enum):
+    """The ``iam_tls`` values: both verify the chain against the CA; neither sends without TLS.
+
+    Options keep the plain word (``TlsMode(word).value``), which drivers take as it is.
+    """
+
+    VERIFY_FULL = "verify-full"
+    """The chain and the hostname (the default)."""
+    VERIFY_CA = "verify-ca"
+    """The chain only: for a tunnel whose name is not in the certificate."""
+
+
+#: The words of :class:`TlsMode`, in order (the default first).
+TLS_MODES = tuple(mode.value for mode in TlsMode)
 
 
 def ssl_context(

@@ -1,0 +1,144 @@
+"""What one engine connects to, resolved once: :class:`Target` and :func:`resolve_target`.
+
+The plugin (``IamConnector``), the CLI and every ``doctor`` step read the user, the host and
+port a token is signed for, the endpoint, the trust store, the TLS mode, the driver row and
+the kind of token from here, so each rule is written once (cloud-sql's ``ConnectionInfo``).
+Every check that can fail without the network runs here, at ``create_engine``/``attach``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .cabundle import default_ca_bundle, missing_region_root
+from .drivers import DriverSpec, driver_for
+from .endpoints import Endpoint, parse_hostname
+from .errors import ConfigurationError, RegionError, TrustStoreError
+from .options import OPTION_NAMES, Options
+from .tokens import token_shape
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL, Dialect
+
+__all__ = ["Target", "plain_url", "resolve_target", "without_options"]
+
+logger = logging.getLogger("sqlalchemy_rds_iam")
+
+#: The query keys that only select the plugin; the CLI and ``doctor`` add it themselves.
+_PLUGIN_KEYS = ("plugin", "plugins")
+
+
+@dataclass(frozen=True)
+class Target:
+    """The database one engine logs in to, as the token and the TLS check see it."""
+
+    user: str
+    host: str
+    """The host the token is signed for: ``iam_host``, else the URL's."""
+    port: int
+    """The port the token is signed for: ``iam_port``, else the URL's, else the driver's."""
+    address: tuple[str, int]
+    """Where the driver connects: the URL's host and port (not ``iam_host``/``iam_port``)."""
+    endpoint: Endpoint | None
+    """What the signed host's name says (kind, region, partition); ``None`` for other names."""
+    region: str | None
+    """``aws_region``, else the hostname's; ``None``: the AWS configuration's, at first use."""
+    ca_bundle: str
+    tls_mode: str
+    spec: DriverSpec
+    shape: tuple[str, str, int]
+    """The kind of token: (service, action, lifetime), as in ``tokens.TokenKey``."""
+
+    @property
+    def partition(self) -> str:
+        """The AWS partition of the endpoint (``aws`` for names that say none)."""
+        return self.endpoint.partition if self.endpoint else "aws"
+
+    @property
+    def region_source(self) -> str:
+        """Where :attr:`region` comes from: ``hostname``, ``aws_region`` or ``configuration``."""
+        if self.region is None:
+            return "configuration"
+        if self.endpoint is not None and self.endpoint.region == self.region:
+            return "hostname"
+        return "aws_region"
+
+
+def resolve_target(url: URL, dialect: Dialect, options: Options) -> Target:
+    """The :class:`Target` of an engine with this URL, dialect and options; raises early.
+
+    Raises :class:`ConfigurationError`, :class:`RegionError` or :class:`TrustStoreError`
+    with what to fix. A CA bundle of your own that lacks the region's root only warns
+    (it may be a tunnel's).
+    """
+    spec = driver_for(dialect.name, dialect.driver, is_async=getattr(dialect, "is_async", False))
+    if not url.username:
+        raise ConfigurationError(
+            f"the URL has no username: IAM tokens are signed for a database user, "
+            f"e.g. {dialect.name}+{dialect.driver}://iamuser@host/db"
+        )
+    if url.password:
+        raise ConfigurationError(
+            "the URL has a password: IAM authentication replaces it with a token; "
+            "remove the password from the URL"
+        )
+    host = options.iam_host or url.host
+    if not host:
+        raise ConfigurationError("the URL has no host and no iam_host option is given")
+    endpoint = parse_hostname(host)
+    _check_region(host, endpoint, options.aws_region)
+    shape = token_shape(
+        endpoint.kind if endpoint else None, url.username, options.iam_token_lifetime,
+        family=spec.family,
+    )
+    ca_bundle = options.iam_ca_bundle or default_ca_bundle(endpoint)
+    problem = missing_region_root(endpoint, ca_bundle)
+    if problem and options.iam_ca_bundle:
+        logger.warning("%s", problem)  # your own bundle: maybe a tunnel's; try anyway
+    elif problem:
+        raise TrustStoreError(problem)
+    return Target(
+        user=url.username,
+        host=host,
+        port=options.iam_port or url.port or spec.default_port,
+        address=(url.host or host, url.port or spec.default_port),
+        endpoint=endpoint,
+        region=options.aws_region or (endpoint.region if endpoint else None),
+        ca_bundle=ca_bundle,
+        tls_mode=options.iam_tls,
+        spec=spec,
+        shape=shape,
+    )
+
+
+def _check_region(host: str, endpoint: Endpoint | None, region: str | None) -> None:
+    """An ``aws_region`` that contradicts the hostname, or none where the name has none."""
+    if endpoint is None:
+        return
+    if endpoint.region is None and not region:
+        raise RegionError(
+            f"{host} is an Aurora global writer endpoint, whose name has no region: give "
+            "aws_region=<the current primary cluster's region> (URL or attach())"
+        )
+    if endpoint.region and region and region != endpoint.region:
+        raise RegionError(
+            f"aws_region={region} but {host} is in {endpoint.region}: AWS refuses tokens "
+            "signed for another region; drop aws_region (the hostname says it) or fix it"
+        )
+
+
+def plain_url(text: str) -> URL:
+    """A URL string as an engine URL without ``plugin=``/``plugins=`` (the caller adds ours).
+
+    Raises SQLAlchemy's ``ArgumentError`` for text that is not a URL.
+    """
+    import sqlalchemy as sa
+
+    return sa.make_url(text).difference_update_query(_PLUGIN_KEYS)
+
+
+def without_options(url: URL) -> URL:
+    """The URL the driver sees: our options removed from the query (``update_url``)."""
+    return url.difference_update_query([name for name in url.query if name in OPTION_NAMES])
