@@ -208,11 +208,21 @@ class TokenCache:
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
-        """Seconds since the epoch; replaceable to simulate time passing (e.g. a Lambda freeze)."""
+        """Seconds since the epoch, as the cache sees it; :meth:`advance` moves it."""
         self._entries: dict[Hashable, _Entry] = {}
         self._locks: dict[Hashable, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         _CACHES.add(self)
+
+    def advance(self, seconds: float) -> None:
+        """Move this cache's clock ``seconds`` ahead, for simulations and tests.
+
+        What a process frozen that long finds on waking (a Lambda sandbox, a suspended
+        laptop): cached tokens age, so one past its refresh time is signed anew at the next
+        connect. Tokens themselves are unchanged: servers check them against real time.
+        """
+        clock = self.clock
+        self.clock = lambda: clock() + seconds
 
     def _after_fork(self) -> None:
         """In a forked child: fresh locks. A lock another thread held at ``fork()`` stays

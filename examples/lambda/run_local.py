@@ -1,21 +1,17 @@
 #!/usr/bin/env python3
 """Run the example Lambda functions the way Lambda runs them, against the local RDS IAM emulator.
 
-Each function runs in its own fresh Python process (its "execution environment") with
-only the environment Lambda would give it: the role's temporary credentials in
-``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN``, ``AWS_REGION``,
-``AWS_LAMBDA_FUNCTION_NAME`` ..., plus the function's own ``DBEndPoint``, ``DatabaseName``
-and ``DBUserName``. In that process the handler module is imported once (init), then
-invoked many times (warm). Halfway, a freeze is simulated:
+Each function runs in its own fresh Python process, ``lambda_container.py`` (its
+"execution environment"), with only the environment Lambda would give it: the role's
+temporary credentials in ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` /
+``AWS_SESSION_TOKEN``, ``AWS_REGION``, ``AWS_LAMBDA_FUNCTION_NAME`` ..., plus the function's
+own ``DBEndPoint``, ``DatabaseName`` and ``DBUserName``. The container imports the handler
+module once (init), invokes it many times (warm) and simulates a freeze of ``--freeze``
+seconds halfway (default 16 minutes, longer than a token lives): see its docstring.
 
-* the server closes the idle pooled connection, as an idle timeout or RDS Proxy's
-  ``IdleClientTimeout`` would while the sandbox is frozen, so ``pool_pre_ping`` must
-  notice and reconnect;
-* the token cache's clock jumps forward by ``--freeze`` seconds (default 16 minutes,
-  longer than a token lives), so that reconnect must sign a new token.
-
-It reports authentication failures (must be 0), the tokens signed, and the logins the
-emulator's verifier accepted. ``--demo`` (what ``make demo`` runs) prints what the two
+This runner starts (or reuses) the emulator, runs the containers, and reports
+authentication failures (must be 0), the tokens signed, and the logins the emulator's
+verifier accepted. ``--demo`` (what ``make demo`` runs) prints what the two
 functions of AWS's guide return, PostgreSQL and MySQL, and exits non-zero on failure.
 
     python examples/lambda/run_local.py --demo
@@ -25,28 +21,21 @@ functions of AWS's guide return, PostgreSQL and MySQL, and exits non-zero on fai
 from __future__ import annotations
 
 import argparse
-import hashlib
-import importlib
 import json
 import os
-import re
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import uuid
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
     from sqlalchemy_rds_iam.testing import EmulatorInfo
 
 HERE = Path(__file__).resolve().parent
+#: The simulated execution environment, a script of its own.
+CONTAINER = HERE / "lambda_container.py"
 #: A freeze longer than a token's 15-minute lifetime.
 DEFAULT_FREEZE = 16 * 60.0
 #: Which emulator identity signs: a temporary one (with a session token), like a role's.
@@ -54,7 +43,6 @@ IDENTITY = "temporary"
 #: Which of the emulator's IAM users the functions log in as: not the first, which other
 #: tests use for deliberately rejected logins, so that the verifier's log is ours to count.
 USER_INDEX = 1
-_AUTH_FAILURE = re.compile(r"PAM authentication failed|Access denied|\b1045\b")
 
 
 @dataclass(frozen=True)
@@ -122,7 +110,7 @@ class Report:
         return found
 
 
-# -- the parent: emulator, Lambda environment, one process per function ------------------
+# -- emulator, Lambda environment, one container process per function --------------------
 
 
 def lambda_environment(info: EmulatorInfo, name: str) -> dict[str, str]:
@@ -174,13 +162,12 @@ def run_function(
     freeze: float = DEFAULT_FREEZE,
     python: str = sys.executable,
 ) -> Report:
-    """Run function ``name`` in a fresh process, Lambda style, and check the server's log."""
+    """Run function ``name`` in a fresh container process and check the server's log."""
     function = FUNCTIONS[name]
     server = info.servers[function.server]
     identity = info.identities[IDENTITY]
     offset = server.log_offset()
-    argv = [python, str(Path(__file__).resolve()), "--child", name]
-    argv += ["--invocations", str(invocations), "--freeze", str(freeze)]
+    argv = [python, str(CONTAINER), "--invocations", str(invocations), "--freeze", str(freeze)]
     proc = subprocess.run(
         argv, env=lambda_environment(info, name), capture_output=True, text=True, timeout=300
     )
@@ -188,8 +175,8 @@ def run_function(
         raise RuntimeError(
             f"the {name} function's process failed (exit {proc.returncode}):\n{proc.stderr}"
         )
-    report = Report(**json.loads(proc.stdout.strip().splitlines()[-1]))
-    report.endpoint = server.endpoint
+    run = json.loads(proc.stdout.strip().splitlines()[-1])
+    report = Report(function=name, label=function.label, endpoint=server.endpoint, **run)
     mine = [
         v
         for v in server.verifications(offset)
@@ -234,11 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-emulator", action="store_true",
                         help="leave running an emulator this command had to start")
     parser.add_argument("--json", action="store_true", help="print the reports as JSON")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     invocations = args.invocations or (20 if args.demo else 50)
-    if args.child:
-        return _child(args.child, invocations, args.freeze)
 
     from sqlalchemy_rds_iam.testing import EmulatorError
 
@@ -291,134 +275,6 @@ def _demo(info: EmulatorInfo, started: bool, invocations: int, freeze: float) ->
     print("\nFAILED" if failed else "\nOK: both functions returned their database's name "
           "over IAM-authenticated, verified-TLS connections.")
     return 1 if failed else 0
-
-
-# -- the child: one execution environment --------------------------------------------------
-
-
-class LambdaContext:
-    """The attributes of Lambda's context object that handlers commonly read."""
-
-    def __init__(self, timeout_s: float = 30.0) -> None:
-        self.function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
-        self.function_version = os.environ["AWS_LAMBDA_FUNCTION_VERSION"]
-        self.memory_limit_in_mb = os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]
-        self.log_group_name = os.environ["AWS_LAMBDA_LOG_GROUP_NAME"]
-        self.log_stream_name = os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]
-        self.invoked_function_arn = (
-            f"arn:aws:lambda:{os.environ['AWS_REGION']}:123456789012:function:{self.function_name}"
-        )
-        self.aws_request_id = str(uuid.uuid4())
-        self._deadline = time.monotonic() + timeout_s
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-def _watch(engine: Engine) -> dict[str, Any]:
-    """Count connects, distinct tokens (by hash) and stale connections the pool replaced."""
-    from sqlalchemy import event
-
-    seen: dict[str, Any] = {"connects": 0, "tokens": set(), "invalidated": 0}
-
-    # The plugin's do_connect listener connects itself, through dialect.connect(): watch
-    # that call, where the token is in the driver's arguments.
-    real_connect = engine.dialect.connect
-
-    def _count(*cargs: Any, **cparams: Any) -> Any:
-        seen["connects"] += 1
-        for value in cparams.values():
-            if isinstance(value, str) and "X-Amz-Signature=" in value:
-                seen["tokens"].add(hashlib.sha256(value.encode()).hexdigest())
-        return real_connect(*cargs, **cparams)
-
-    engine.dialect.connect = _count  # type: ignore[method-assign]
-
-    @event.listens_for(engine, "invalidate")
-    def _invalidated(dbapi_conn: Any, conn_rec: Any, exc: BaseException | None) -> None:
-        seen["invalidated"] += 1
-
-    return seen
-
-
-def let_server_close_idle_connections(engine: Engine, idle_seconds: int = 1) -> None:
-    """Make the server drop the pooled connection once idle, as timeouts do during a freeze."""
-    from sqlalchemy.pool import NullPool
-
-    if isinstance(engine.pool, NullPool):
-        return  # nothing pooled: every invocation connects anew
-    sql = (
-        f"SET SESSION wait_timeout = {idle_seconds}"
-        if engine.dialect.name == "mysql"
-        else f"SET idle_session_timeout = {idle_seconds * 1000}"
-    )
-    with engine.connect() as conn:
-        conn.exec_driver_sql(sql)
-        conn.commit()  # a SET rolled back would be undone (PostgreSQL)
-    time.sleep(idle_seconds + 1.0)
-
-
-def _later(clock: Callable[[], float], seconds: float) -> Callable[[], float]:
-    """``clock`` shifted ``seconds`` into the future."""
-    return lambda: clock() + seconds
-
-
-def _child(name: str, invocations: int, freeze: float) -> int:
-    """Init the handler module once, invoke it, freeze halfway, invoke again; print JSON."""
-    function = FUNCTIONS[name]
-    start = time.perf_counter()
-    sys.path.insert(0, os.environ.get("LAMBDA_TASK_ROOT", str(HERE)))
-    module = importlib.import_module(function.module)  # Lambda's init phase
-    init_ms = (time.perf_counter() - start) * 1000
-
-    import sqlalchemy_rds_iam
-
-    seen = _watch(module.engine)
-    databases: list[str] = []
-    errors: list[str] = []
-    auth_failures = 0
-    durations: list[float] = []
-    expected = os.environ["DatabaseName"]
-    for i in range(invocations):
-        if freeze > 0 and i == invocations // 2 and i > 0:
-            let_server_close_idle_connections(module.engine)
-            cache = sqlalchemy_rds_iam.connector(module.engine).cache
-            cache.clock = _later(cache.clock, freeze)  # the sandbox wakes `freeze` s later
-            # botocore signs with the wall clock: a token re-signed within the same second is
-            # byte-identical to the old one (logins take milliseconds), so step past it.
-            time.sleep(1.01 - time.time() % 1.0)
-        began = time.perf_counter()
-        try:
-            result = module.lambda_handler({"invocation": i}, LambdaContext())
-        except Exception as exc:  # what Lambda would record as a failed invocation
-            message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            errors.append(message)
-            auth_failures += bool(_AUTH_FAILURE.search(str(exc)))
-            continue
-        finally:
-            durations.append((time.perf_counter() - began) * 1000)
-        if result.get("database") != expected:
-            errors.append(f"returned {result!r}, expected database {expected!r}")
-        elif result["database"] not in databases:
-            databases.append(result["database"])
-    report = Report(
-        function=name,
-        label=function.label,
-        endpoint="",
-        invocations=invocations,
-        freeze_seconds=freeze,
-        databases=databases,
-        errors=errors,
-        auth_failures=auth_failures,
-        tokens_signed=len(seen["tokens"]),
-        connects=seen["connects"],
-        stale_connections_replaced=seen["invalidated"],
-        init_ms=init_ms,
-        first_invocation_ms=durations[0] if durations else 0.0,
-        warm_median_ms=statistics.median(durations[1:]) if len(durations) > 1 else 0.0,
-    )
-    print(json.dumps(asdict(report)))
-    return 0
 
 
 if __name__ == "__main__":

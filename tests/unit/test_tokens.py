@@ -179,3 +179,24 @@ def test_reprs_hide_secrets() -> None:
     assert CREDS.secret_key not in repr(CREDS)
     assert "FQoG" not in repr(CREDS)
     assert "tok" not in repr(SignedToken("tok-secret", "AKID", None)).replace("SignedToken", "")
+
+
+def test_advance_moves_the_cache_clock_past_the_refresh_time() -> None:
+    """The documented way to simulate a frozen process (examples/lambda)."""
+    now = [1_000_000.0]
+    cache = TokenCache(clock=lambda: now[0])
+    signed: list[str] = []
+
+    def sign() -> SignedToken:
+        signed.append(f"token-{len(signed)}")
+        return SignedToken(signed[-1], "AKID", None)
+
+    key = TokenKey("h", 5432, "u", "us-east-1")
+    assert cache.get(key, sign) == "token-0"
+    cache.advance(599)  # within the 900 s lifetime less the 300 s margin
+    assert cache.clock() == 1_000_599.0
+    assert cache.get(key, sign) == "token-0"
+    cache.advance(2)
+    assert cache.get(key, sign) == "token-1"
+    now[0] += 10  # the clock it wraps still runs
+    assert cache.clock() == 1_000_611.0
