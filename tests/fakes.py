@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXAMPLE_ACCESS_KEY", "EXAMPLE_SECRET_KEY", "KINDS", "TOKEN_MARKERS", "Pki",
     "RecordingServer", "SlowSource", "closed_port", "driver_arguments", "hostile_servers",
-    "make_pki", "set_aws_env",
+    "make_pki", "moto_server", "set_aws_env",
 ]
 
 #: The four servers, in the order tests report them.
@@ -298,11 +298,13 @@ def hostile_servers(protocol: str, pki: Pki) -> Iterator[dict[str, RecordingServ
             server.close()
 
 
-def driver_arguments(engine: Any, cparams: dict[str, Any] | None = None) -> dict[str, Any]:
+def driver_arguments(engine: Any, cparams: dict[str, Any] | None = None,
+                     connector: Any = None) -> dict[str, Any]:
     """The keywords the IAM listener hands the driver for one connect, without connecting.
 
     The listener makes the connection itself (``dialect.connect``); for the length of one
     call that is replaced by a recorder, so offline tests see exactly what a driver would.
+    ``connector``: a listener of the test's own, instead of the engine's.
     """
     import sqlalchemy_rds_iam
 
@@ -318,7 +320,7 @@ def driver_arguments(engine: Any, cparams: dict[str, Any] | None = None) -> dict
     real = sync.dialect.connect
     sync.dialect.connect = record
     try:
-        sqlalchemy_rds_iam.connector(engine)(sync.dialect, None, [], cparams)
+        (connector or sqlalchemy_rds_iam.connector(engine))(sync.dialect, None, [], cparams)
     finally:
         sync.dialect.connect = real
     return seen
@@ -343,6 +345,24 @@ def closed_port() -> int:
     from sqlalchemy_rds_iam.testing.servers import free_port
 
     return free_port()
+
+
+@contextlib.contextmanager
+def moto_server(monkeypatch: Any, *services: str) -> Iterator[str]:
+    """moto in server mode on loopback (the real HTTP APIs, no network), found by botocore
+    through ``AWS_ENDPOINT_URL_<SERVICE>`` for each of ``services`` (e.g. ``"sts"``)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        for service in services:
+            monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service.upper()}", endpoint)
+        yield endpoint
+    finally:
+        server.stop()
 
 
 class SlowSource:

@@ -18,6 +18,7 @@ import sqlalchemy_rds_iam
 from sqlalchemy_rds_iam.cabundle import TEST_SEAM_ENV
 from sqlalchemy_rds_iam.testing.info import EmulatorInfo, ServerInfo
 from sqlalchemy_rds_iam.testing.verifier import token_fingerprint
+from tests.fakes import moto_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("rds_iam_aws_env")]
 
@@ -233,14 +234,8 @@ def test_rotated_credentials_sign_the_next_connection_of_a_live_pool(
 
 @pytest.fixture
 def sts(monkeypatch: pytest.MonkeyPatch) -> Any:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", f"http://{host}:{port}")
-    yield
-    server.stop()
+    with moto_server(monkeypatch, "sts"):
+        yield
 
 
 @pytest.mark.usefixtures("sts")

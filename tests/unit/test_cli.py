@@ -16,7 +16,7 @@ import pytest
 
 from sqlalchemy_rds_iam.cabundle import SHIPPED_CA_BUNDLE
 from sqlalchemy_rds_iam.cli import build_parser, main
-from tests.fakes import closed_port
+from tests.fakes import closed_port, moto_server
 
 RDS = "db.cluster-abc123.us-east-1.rds.amazonaws.com"
 PG = f"postgresql+psycopg2://iamuser@{RDS}/app"
@@ -173,15 +173,8 @@ def test_doctor_tls_refused(capsys: pytest.CaptureFixture[str], plaintext_server
 @pytest.fixture
 def sts_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """moto's STS in server mode on loopback: the real HTTP API, no network."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", endpoint)
-    yield endpoint
-    server.stop()
+    with moto_server(monkeypatch, "sts") as endpoint:
+        yield endpoint
 
 
 @pytest.mark.usefixtures("aws_env", "sts_server")

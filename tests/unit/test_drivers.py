@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
 import sqlalchemy as sa
@@ -34,7 +33,7 @@ from sqlalchemy_rds_iam.drivers import DRIVERS, connect_aiomysql_requiring_tls, 
 from sqlalchemy_rds_iam.options import parse_options
 from sqlalchemy_rds_iam.plugin import IamConnector
 from sqlalchemy_rds_iam.tls import ssl_context
-from tests.fakes import SlowSource, closed_port
+from tests.fakes import SlowSource, closed_port, driver_arguments
 
 RDS = "db.cluster-abc123.us-east-1.rds.amazonaws.com"
 ASYNC = {name for name, spec in DRIVERS.items() if spec.is_async}
@@ -52,31 +51,11 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
     return sa.create_engine(url, **kwargs)
 
 
-def connector_of(engine: sa.Engine) -> IamConnector:
-    return sqlalchemy_rds_iam.connector(engine)
-
-
-def driver_receives(engine: sa.Engine, connector: IamConnector | None = None,
-                    cparams: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The keywords the driver's connect() is called with, recorded instead of connecting."""
-    seen: dict[str, Any] = {}
-
-    def record(*cargs: Any, **kwargs: Any) -> object:
-        seen.update(kwargs)
-        return object()
-
-    if cparams is None:
-        cparams = dict(engine.dialect.create_connect_args(engine.url)[1])
-    with mock.patch.object(engine.dialect, "connect", record):
-        (connector or connector_of(engine))(engine.dialect, None, [], cparams)
-    return seen
-
-
 def prepared(engine: sa.Engine, connect_args: dict[str, Any] | None = None) -> dict[str, Any]:
     """cparams as do_connect sees them, after the listener's preparation (no token)."""
     cparams = dict(engine.dialect.create_connect_args(engine.url)[1])
     cparams.update(connect_args or {})
-    connector_of(engine)._prepare(cparams)
+    sqlalchemy_rds_iam.connector(engine)._prepare(cparams)
     return cparams
 
 
@@ -154,7 +133,7 @@ def test_default_tls_arguments(name: str, mode: str) -> None:
     engine = make_engine(url_for(name, f"plugin=rds_iam&iam_tls={mode}"))
     before = dict(engine.dialect.create_connect_args(engine.url)[1])
     after = prepared(engine)
-    ca = connector_of(engine).ca_bundle
+    ca = sqlalchemy_rds_iam.connector(engine).ca_bundle
     assert after == {**before, **expected_tls(name, ca, mode)}
 
 
@@ -163,7 +142,7 @@ def test_idempotent_on_the_reused_dict(name: str) -> None:
     ca = sqlalchemy_rds_iam.cabundle.SHIPPED_CA_BUNDLE
     engine = make_engine(url_for(name, f"plugin=rds_iam&ssl_ca={ca}")
                          if DRIVERS[name].family == "mysql" else url_for(name))
-    connector = connector_of(engine)
+    connector = sqlalchemy_rds_iam.connector(engine)
     cparams = dict(engine.dialect.create_connect_args(engine.url)[1])
     user_ssl = cparams.get("ssl")
     snapshot = dict(user_ssl) if isinstance(user_ssl, dict) else None
@@ -221,7 +200,7 @@ def test_users_tls_settings_win(name: str, query: str, connect_args: dict[str, A
     url = url_for(name, "plugin=rds_iam" + (f"&{query}" if query else ""))
     engine = make_engine(url, connect_args=connect_args)
     args = prepared(engine, connect_args)
-    ca = connector_of(engine).ca_bundle
+    ca = sqlalchemy_rds_iam.connector(engine).ca_bundle
     for key, value in expected.items():
         if isinstance(value, str) and value.startswith("OURS-"):
             value = ssl_context(ca, value.removeprefix("OURS-"))
@@ -305,7 +284,7 @@ def test_insecure_spellings_are_refused_by_attach(name: str, query: str,
 def test_refused_again_at_connect_before_any_token(name: str) -> None:
     """A do_connect listener that runs earlier could still weaken the arguments."""
     engine = make_engine(url_for(name))
-    connector = connector_of(engine)
+    connector = sqlalchemy_rds_iam.connector(engine)
     cparams = prepared(engine)
     key, value = {
         "psycopg2": ("sslmode", "disable"), "psycopg": ("sslmode", "prefer"),
@@ -331,7 +310,7 @@ def test_sync_drivers_get_the_token_in_their_password_keyword() -> None:
         connector = IamConnector(engine.url, engine.dialect, parse_options(),
                                  source=SlowSource())
         cparams = dict(engine.dialect.create_connect_args(engine.url)[1])
-        received = driver_receives(engine, connector, cparams)
+        received = driver_arguments(engine, cparams, connector)
         assert received[spec.password_key].startswith(f"{RDS}:{spec.default_port}/?Action=connect")
         assert spec.password_key not in cparams  # not left behind in SQLAlchemy's dict
 
@@ -342,11 +321,11 @@ def test_mysqldb_token_goes_to_passwd_which_wins_over_password() -> None:
 
 def test_psycopg_async_engine_signs_off_the_loop_row() -> None:
     engine = make_engine(url_for("psycopg_async"))
-    connector = connector_of(engine)
+    connector = sqlalchemy_rds_iam.connector(engine)
     assert engine.dialect.is_async
     connector.source = SlowSource()
     connector.cache.get(connector.key(), connector._sign)  # warm: no await needed
-    received = driver_receives(engine, connector)
+    received = driver_arguments(engine, connector=connector)
     assert connector.spec is DRIVERS["psycopg_async"]
     assert received["password"].startswith(RDS)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from unittest import mock
 
 import pytest
 import sqlalchemy as sa
@@ -12,32 +11,13 @@ import sqlalchemy as sa
 import sqlalchemy_rds_iam
 from sqlalchemy_rds_iam import ConfigurationError, InsecureConnectionError, UnsupportedDriverError
 from sqlalchemy_rds_iam.cabundle import bundle_path
-from sqlalchemy_rds_iam.plugin import IamConnector, RdsIamPlugin
+from sqlalchemy_rds_iam.plugin import RdsIamPlugin
+from tests.fakes import driver_arguments
 
 RDS = "db.cluster-abc123.us-east-1.rds.amazonaws.com"
 PG = f"postgresql+psycopg2://iamuser@{RDS}/app"
 MY = f"mysql+pymysql://iamuser@{RDS}/app"
 
-
-
-def connector_of(engine: sa.Engine) -> IamConnector:
-    return sqlalchemy_rds_iam.connector(engine)
-
-
-def connect_args(engine: sa.Engine, cparams: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What the driver would receive: create_connect_args, then our listener, as do_connect
-    runs it; the driver's connect() records its keywords instead of connecting."""
-    seen: dict[str, Any] = {}
-
-    def record(*cargs: Any, **kwargs: Any) -> object:
-        seen.update(kwargs)
-        return object()
-
-    if cparams is None:
-        cparams = dict(engine.dialect.create_connect_args(engine.url)[1])
-    with mock.patch.object(engine.dialect, "connect", record):
-        connector_of(engine)(engine.dialect, None, [], cparams)
-    return seen
 
 
 def test_entry_point_is_installed() -> None:
@@ -51,34 +31,34 @@ def test_url_option_strips_its_parameters() -> None:
     engine = sa.create_engine(f"{PG}?plugin=rds_iam&aws_region=us-east-1&iam_tls=verify-ca"
                               "&iam_port=5432&application_name=x")
     assert dict(engine.url.query) == {"application_name": "x"}
-    assert connector_of(engine).tls_mode == "verify-ca"
+    assert sqlalchemy_rds_iam.connector(engine).tls_mode == "verify-ca"
 
 
 def test_plugins_keyword_and_option_keywords() -> None:
     engine = sa.create_engine("postgresql+psycopg2://iamuser@10.0.0.5/app", plugins=["rds_iam"],
                               aws_region="eu-west-1", iam_port=6543)
-    connector = connector_of(engine)
+    connector = sqlalchemy_rds_iam.connector(engine)
     assert (connector.region, connector.port) == ("eu-west-1", 6543)
 
 
 def test_region_is_inferred_from_the_hostname() -> None:
     engine = sa.create_engine(f"{PG}?plugin=rds_iam")
-    assert connector_of(engine).region == "us-east-1"
-    assert connector_of(engine).port == 5432
-    assert connector_of(sa.create_engine(f"{MY}?plugin=rds_iam")).port == 3306
+    assert sqlalchemy_rds_iam.connector(engine).region == "us-east-1"
+    assert sqlalchemy_rds_iam.connector(engine).port == 5432
+    assert sqlalchemy_rds_iam.connector(sa.create_engine(f"{MY}?plugin=rds_iam")).port == 3306
 
 
 @pytest.mark.usefixtures("aws_env")
 def test_postgresql_arguments() -> None:
     engine = sa.create_engine(f"{PG}?plugin=rds_iam")
-    args = connect_args(engine)
+    args = driver_arguments(engine)
     assert args["sslmode"] == "verify-full"
     assert args["sslrootcert"] == bundle_path("rds-aws")
     assert args["password"].startswith(f"{RDS}:5432/?Action=connect&DBUser=iamuser&")
     # The same dict again (SQLAlchemy reuses it): same shape, still valid.
     cparams = dict(engine.dialect.create_connect_args(engine.url)[1])
     for _ in range(3):
-        again = connect_args(engine, cparams)
+        again = driver_arguments(engine, cparams)
     assert again == args
     assert "password" not in cparams  # the token leaves SQLAlchemy's reused dict
 
@@ -87,13 +67,13 @@ def test_postgresql_arguments() -> None:
 def test_users_tls_settings_win() -> None:
     ca = bundle_path("rds-aws")
     engine = sa.create_engine(f"{PG}?plugin=rds_iam&sslmode=verify-ca&sslrootcert={ca}")
-    args = connect_args(engine)
+    args = driver_arguments(engine)
     assert (args["sslmode"], args["sslrootcert"]) == ("verify-ca", ca)
 
 
 @pytest.mark.usefixtures("aws_env")
 def test_pymysql_keywords() -> None:
-    args = connect_args(sa.create_engine(f"{MY}?plugin=rds_iam"))
+    args = driver_arguments(sa.create_engine(f"{MY}?plugin=rds_iam"))
     assert args["ssl_ca"] == bundle_path("rds-aws")
     assert args["ssl_verify_identity"] is True
     assert "ssl" not in args
@@ -103,7 +83,7 @@ def test_pymysql_keywords() -> None:
 def test_pymysql_url_ssl_dict_is_completed_not_shadowed() -> None:
     # SQLAlchemy turns URL ssl_* into an ssl dict; PyMySQL would ignore it if we added ssl_ca=.
     ca = bundle_path("rds-aws")
-    args = connect_args(sa.create_engine(f"{MY}?plugin=rds_iam&ssl_ca={ca}"))
+    args = driver_arguments(sa.create_engine(f"{MY}?plugin=rds_iam&ssl_ca={ca}"))
     assert args["ssl"] == {"ca": ca, "check_hostname": True, "verify_mode": True}
     assert not any(k.startswith("ssl_") for k in args)
 
@@ -153,27 +133,27 @@ def test_errors_are_raised_by_create_engine(url: str, kwargs: dict[str, Any],
 def test_missing_region_is_a_clear_error_at_first_token() -> None:
     engine = sa.create_engine("postgresql+psycopg2://iamuser@localhost/app?plugin=rds_iam")
     with pytest.raises(ConfigurationError, match="aws_region"):
-        connect_args(engine)
+        driver_arguments(engine)
 
 
 @pytest.mark.usefixtures("aws_env")
 def test_region_from_the_aws_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-south-1")
     engine = sa.create_engine("postgresql+psycopg2://iamuser@localhost/app?plugin=rds_iam")
-    assert "%2Fap-south-1%2Frds-db%2F" in connect_args(engine)["password"]
+    assert "%2Fap-south-1%2Frds-db%2F" in driver_arguments(engine)["password"]
 
 
 def test_no_credentials_is_a_clear_error() -> None:
     engine = sa.create_engine(f"{PG}?plugin=rds_iam")
     with pytest.raises(sqlalchemy_rds_iam.CredentialsError, match="no AWS credentials"):
-        connect_args(engine)
+        driver_arguments(engine)
 
 
 @pytest.mark.usefixtures("aws_env")
 def test_attach_plain_engine_and_twice_is_an_error() -> None:
     engine = sa.create_engine(PG)
     connector = sqlalchemy_rds_iam.attach(engine, iam_tls="verify-ca")
-    assert connect_args(engine)["sslmode"] == "verify-ca"
+    assert driver_arguments(engine)["sslmode"] == "verify-ca"
     assert connector.region == "us-east-1"
     with pytest.raises(ConfigurationError, match="already"):
         sqlalchemy_rds_iam.attach(engine)
@@ -193,7 +173,7 @@ def test_boto3_session_is_used() -> None:
                             region_name="sa-east-1")
     engine = sa.create_engine("postgresql+psycopg2://iamuser@localhost/app")
     sqlalchemy_rds_iam.attach(engine, boto3_session=session)
-    token = connect_args(engine)["password"]
+    token = driver_arguments(engine)["password"]
     assert "AKIDSESSION%2F" in token and "%2Fsa-east-1%2F" in token
 
 
@@ -201,9 +181,9 @@ def test_boto3_session_is_used() -> None:
 def test_token_never_in_repr_url_or_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     engine = sa.create_engine(f"{PG}?plugin=rds_iam", echo=True, echo_pool="debug")
-    token = connect_args(engine)["password"]
+    token = driver_arguments(engine)["password"]
     signature = token.rsplit("=", 1)[1]
-    shown = [repr(engine), str(engine.url), repr(engine.url), repr(connector_of(engine)),
+    shown = [repr(engine), str(engine.url), repr(engine.url), repr(sqlalchemy_rds_iam.connector(engine)),
              caplog.text]
     assert not any(signature in text for text in shown)
     assert "signed IAM token" in caplog.text
@@ -223,7 +203,7 @@ def test_import_does_not_load_botocore() -> None:
 def test_region_from_aws_region_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_REGION", "eu-north-1")  # what Lambda sets; botocore reads only AWS_DEFAULT_REGION
     engine = sa.create_engine("postgresql+psycopg2://iamuser@localhost/app?plugin=rds_iam")
-    assert "%2Feu-north-1%2Frds-db%2F" in connect_args(engine)["password"]
+    assert "%2Feu-north-1%2Frds-db%2F" in driver_arguments(engine)["password"]
 
 
 def test_attach_checks_the_engines_connect_args() -> None:

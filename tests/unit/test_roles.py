@@ -17,7 +17,7 @@ from sqlalchemy_rds_iam import ConfigurationError, CredentialsError
 from sqlalchemy_rds_iam.cli import main
 from sqlalchemy_rds_iam.credentials import CallableSource
 from sqlalchemy_rds_iam.options import parse_options
-from tests.fakes import driver_arguments
+from tests.fakes import driver_arguments, moto_server, set_aws_env
 
 RDS = "db.cluster-abc123.us-east-1.rds.amazonaws.com"
 PG = f"postgresql+psycopg2://iamuser@{RDS}/app"
@@ -37,23 +37,14 @@ def cparams_of(engine: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def source_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", SOURCE_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SOURCE_SECRET)
+    set_aws_env(monkeypatch, SOURCE_KEY, SOURCE_SECRET)
 
 
 @pytest.fixture
 def sts(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """moto's STS and IAM in server mode on loopback, found through AWS_ENDPOINT_URL_STS."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", endpoint)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_IAM", endpoint)
-    yield endpoint
-    server.stop()
+    with moto_server(monkeypatch, "sts", "iam") as endpoint:
+        yield endpoint
 
 
 # --- options ------------------------------------------------------------------------------
