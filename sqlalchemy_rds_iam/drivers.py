@@ -448,19 +448,25 @@ def _ssl_disabled(cparams: Mapping[str, Any]) -> None:
                 "'false', counts as true)", "remove it")
 
 
-def _verify_dict(ssl_dict: Mapping[str, Any]) -> Transport:
-    """PyMySQL's ``_create_ssl_ctx`` on a dict, read the same way, allow-list only."""
-    unknown = sorted(set(ssl_dict) - {"ca", "capath", "cert", "key", "password", "cipher",
-                                      "check_hostname", "verify_mode"})
+def _ssl_dict_roots(ssl_dict: Mapping[str, Any], known: set[str], no_ca: str) -> str:
+    """The roots a MySQL driver's ``ssl={...}`` dict names (``ca``, else a ``capath``
+    directory); refuses keys outside ``known`` (allow-list) and a dict that names none."""
+    unknown = sorted(set(ssl_dict) - known)
     if unknown:
         _refuse(f"ssl option(s) {unknown}", "are not understood", "remove them")
     if ssl_dict.get("ca") is not None:
-        roots = _roots("ssl ca", ssl_dict["ca"])
-    elif isinstance(ssl_dict.get("capath"), str) and os.path.isdir(ssl_dict["capath"]):
-        roots = ssl_dict["capath"]
-    else:
-        _refuse("the ssl options", "name no CA, so PyMySQL would not verify the server",
-                "add ssl_ca=<bundle>, or omit them")
+        return _roots("ssl ca", ssl_dict["ca"])
+    capath = ssl_dict.get("capath")
+    if isinstance(capath, str) and os.path.isdir(capath):
+        return capath
+    _refuse("the ssl options", no_ca, "add ssl_ca=<bundle>, or omit them")
+
+
+def _verify_dict(ssl_dict: Mapping[str, Any]) -> Transport:
+    """PyMySQL's ``_create_ssl_ctx`` on a dict, read the same way, allow-list only."""
+    roots = _ssl_dict_roots(ssl_dict, {"ca", "capath", "cert", "key", "password", "cipher",
+                                       "check_hostname", "verify_mode"},
+                            "name no CA, so PyMySQL would not verify the server")
     verify = ssl_dict.get("verify_mode")
     if not (verify is None or verify is True
             or (isinstance(verify, str) and verify.lower() in _PYMYSQL_REQUIRED)):
@@ -577,15 +583,8 @@ def _mysqldb_classify(cargs: Sequence[Any], cparams: Mapping[str, Any]) -> Trans
     value = cparams.get("ssl")
     if not isinstance(value, Mapping):
         _refuse(f"ssl={_v(value)}", "is not mysqlclient TLS options", _DEFAULT_FIX)
-    unknown = sorted(set(value) - {"ca", "capath", "cert", "key", "cipher", "check_hostname"})
-    if unknown:
-        _refuse(f"ssl option(s) {unknown}", "are not understood", "remove them")
-    if value.get("ca") is not None:
-        roots = _roots("ssl ca", value["ca"])
-    elif isinstance(value.get("capath"), str) and os.path.isdir(value["capath"]):
-        roots = value["capath"]
-    else:
-        _refuse("the ssl options", "name no CA", "add ssl_ca=<bundle>, or omit them")
+    roots = _ssl_dict_roots(value, {"ca", "capath", "cert", "key", "cipher", "check_hostname"},
+                            "name no CA")
     checked = mode == "VERIFY_IDENTITY"
     return Transport(True, roots, checked, True, None if checked else "ssl_mode=VERIFY_CA")
 
