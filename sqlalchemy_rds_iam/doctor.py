@@ -14,6 +14,7 @@ password: YES)"): the login step prints a checklist for that database family.
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import struct
@@ -345,7 +346,21 @@ def step_token(state: State) -> str:
 
 
 def _login(engine: Any) -> None:
-    """Log in once and run ``SELECT 1``; driver errors propagate as SQLAlchemy's DBAPIError."""
+    """Log in once and run ``SELECT 1``; driver errors propagate as SQLAlchemy's DBAPIError.
+
+    The listener's refused-login WARNING is held back meanwhile: this step reports the
+    refusal itself, with its checklist, and the same words twice would only be noise.
+    """
+    quiet = logging.Filter("nothing")  # passes only records of a logger named "nothing"
+    library_logger = logging.getLogger("sqlalchemy_rds_iam")
+    library_logger.addFilter(quiet)
+    try:
+        _login_once(engine)
+    finally:
+        library_logger.removeFilter(quiet)
+
+
+def _login_once(engine: Any) -> None:
     if not hasattr(engine, "sync_engine"):
         try:
             with engine.connect() as connection:

@@ -81,6 +81,14 @@ def test_doctor_wrong_user_is_a_refused_login_with_the_checklist(
     assert create in text and other not in text
 
 
+def test_doctor_reports_a_refused_login_once(rds_iam_emulator: EmulatorInfo) -> None:
+    """The listener's refused-login warning is held back: doctor's own report says it."""
+    result = cli("doctor", "--timeout", "5", rds_iam_emulator.postgresql.url("nosuchuser"))
+    assert result.returncode == 10
+    assert "[FAIL] login" in result.stdout
+    assert "refused the IAM token" not in result.stdout + result.stderr
+
+
 def test_doctor_master_user_is_never_made_an_iam_user(rds_iam_emulator: EmulatorInfo) -> None:
     code, report = doctor(rds_iam_emulator.mysql.url("admin"))  # no such user here: refused
     assert (code, report["failed_step"]) == (10, "login")
