@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["TlsFiles", "make_tls_files"]
+__all__ = ["TlsFiles", "make_stand_ins", "make_tls_files"]
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,19 @@ class TlsFiles:
     server_key: Path
 
 
-def make_tls_files(directory: Path, *, days: int = 30) -> TlsFiles:
-    """Write a fresh CA and a server certificate/key signed by it into ``directory``."""
+def make_tls_files(
+    directory: Path,
+    *,
+    days: int = 30,
+    names: tuple[str, ...] = (),
+    label: str = "throwaway CA",
+    prefix: str = "",
+) -> TlsFiles:
+    """Write a fresh CA and a server certificate/key signed by it into ``directory``.
+
+    The certificate names ``localhost``, 127.0.0.1, ::1 and ``names``; ``label`` ends the
+    CA's common name, ``prefix`` the file names (one directory holds several CAs).
+    """
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -40,7 +51,7 @@ def make_tls_files(directory: Path, *, days: int = 30) -> TlsFiles:
     ca_name = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "sqlalchemy-rds-iam emulator"),
-            x509.NameAttribute(NameOID.COMMON_NAME, "sqlalchemy-rds-iam emulator throwaway CA"),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"sqlalchemy-rds-iam emulator {label}"),
         ]
     )
     ca_cert = (
@@ -85,6 +96,7 @@ def make_tls_files(directory: Path, *, days: int = 30) -> TlsFiles:
                     x509.DNSName("localhost"),
                     x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
                     x509.IPAddress(ipaddress.ip_address("::1")),
+                    *(x509.DNSName(n) for n in names),
                 ]
             ),
             critical=False,
@@ -99,9 +111,9 @@ def make_tls_files(directory: Path, *, days: int = 30) -> TlsFiles:
 
     directory.mkdir(parents=True, exist_ok=True)
     files = TlsFiles(
-        ca_cert=directory / "ca.pem",
-        server_cert=directory / "server.crt",
-        server_key=directory / "server.key",
+        ca_cert=directory / f"{prefix}ca.pem",
+        server_cert=directory / f"{prefix}server.crt",
+        server_key=directory / f"{prefix}server.key",
     )
     files.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     files.server_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -117,6 +129,24 @@ def make_tls_files(directory: Path, *, days: int = 30) -> TlsFiles:
     files.ca_cert.chmod(0o644)
     files.server_cert.chmod(0o644)
     return files
+
+
+def make_stand_ins(
+    directory: Path, names: dict[str, tuple[str, ...]], *, days: int = 30
+) -> dict[str, TlsFiles]:
+    """One throwaway CA per trust-store name, each with a server certificate for ``names``.
+
+    The CA of store ``S`` stands in for the real store ``S`` (through the test seam,
+    ``SQLALCHEMY_RDS_IAM_TEST_TRUST_STORES``): a client verifies a server only if it picked
+    the store whose stand-in signed that server's certificate.
+    """
+    return {
+        store: make_tls_files(
+            directory, days=days, names=hostnames, label=f"stand-in for {store}",
+            prefix=f"{store}-",
+        )
+        for store, hostnames in names.items()
+    }
 
 
 def _private_opener(path: str, flags: int) -> int:

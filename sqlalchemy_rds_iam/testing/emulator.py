@@ -137,12 +137,12 @@ class Emulator:
 
     def _alive(self, state: dict[str, Any]) -> bool:
         pids: dict[str, int] = state.get("pids", {})
-        if "info" not in state or set(pids) != {*state["info"]["servers"], "verifier"}:
+        if "info" not in state or set(pids) != {*state["info"]["servers"], "verifier", "relay"}:
             return False
         for name, pid in pids.items():
             names = (
                 launch.VERIFIER_NAMES
-                if name == "verifier"
+                if name in ("verifier", "relay")
                 else launch.SERVER_CLASSES[name].process_names
             )
             if not servers.process_alive(pid, names):

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from sqlalchemy_rds_iam.testing.errors import ServerNotRunningError
+from sqlalchemy_rds_iam.testing.topology import Endpoint, seam_json
 from sqlalchemy_rds_iam.testing.verifier import token_fingerprint
 
 __all__ = ["EmulatorInfo", "Identity", "ServerInfo", "ServerMap", "Verification"]
@@ -207,6 +208,20 @@ class EmulatorInfo:
     skipped: dict[str, str] = field(default_factory=dict)
     #: New IAM tokens per second each server accepts before throttling; None: no limit.
     rate_limit: int | None = None
+    #: Real-looking AWS endpoints (``/etc/hosts`` resolves them to 127.0.0.1), by key:
+    #: ``postgresql-instance``, ``mysql-cluster``, ``proxy``, ``dsql``... (see ``topology``).
+    topology: dict[str, Endpoint] = field(default_factory=dict)
+    #: Trust-store name (``rds-aws``, ``rds-aws-us-gov``, ``rds-aws-cn``, ``amazon-roots``)
+    #: -> the PEM of the throwaway CA standing in for it.
+    trust_stores: dict[str, str] = field(default_factory=dict)
+
+    def trust_store_env(self) -> dict[str, str]:
+        """The test seam: ``SQLALCHEMY_RDS_IAM_TEST_TRUST_STORES`` -> the stand-in CAs.
+
+        With it set, default options verify each endpoint of :attr:`topology` exactly when
+        the library picks that endpoint's trust store.
+        """
+        return {"SQLALCHEMY_RDS_IAM_TEST_TRUST_STORES": seam_json(self.trust_stores)}
 
     def __post_init__(self) -> None:
         servers = ServerMap(self.servers)
@@ -245,6 +260,7 @@ class EmulatorInfo:
         """A JSON-ready dict; :meth:`from_dict` reads it back."""
         data = asdict(self)
         data["servers"] = dict(data["servers"])
+        data["topology"] = {k: asdict(e) for k, e in self.topology.items()}
         return data
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -270,6 +286,8 @@ class EmulatorInfo:
             servers=servers,
             skipped=dict(data.get("skipped", {})),
             rate_limit=data.get("rate_limit"),
+            topology={k: Endpoint.from_dict(e) for k, e in data.get("topology", {}).items()},
+            trust_stores=dict(data.get("trust_stores", {})),
         )
 
     @classmethod

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy_rds_iam.testing import pam, servers, wiring
+from sqlalchemy_rds_iam.testing import hosts, pam, servers, topology, wiring
 from sqlalchemy_rds_iam.testing.errors import EmulatorError
 from sqlalchemy_rds_iam.testing.identities import make_identities
 from sqlalchemy_rds_iam.testing.info import EmulatorInfo, ServerInfo
@@ -73,7 +73,10 @@ class Launch:
 
     def run(self, binaries: servers.Binaries, names: dict[str, str | None]) -> EmulatorInfo:
         """Start everything ``names`` says to run; return the info clients need."""
-        from sqlalchemy_rds_iam.testing.certs import make_tls_files  # cryptography: lazily
+        from sqlalchemy_rds_iam.testing.certs import (  # cryptography: lazily
+            make_stand_ins,
+            make_tls_files,
+        )
 
         em = self.emulator
         state_dir = em.state_dir
@@ -81,7 +84,6 @@ class Launch:
         state_dir.chmod(0o755)  # the servers' users must traverse it
         em.state.begin()
         module = wiring.build_pam_module()
-        tls = make_tls_files(state_dir / "tls")
         identities = {**make_identities(), **em.extra_identities}
         running = [n for n, why in names.items() if why is None]
         ports: dict[str, int] = {}
@@ -90,6 +92,39 @@ class Launch:
             while port in ports.values():
                 port = servers.free_port()
             ports[name] = port
+        specs = [e for e in topology.ENDPOINTS if e.server in running]
+        relay_ports: dict[str, int] = {}
+        for spec in specs:
+            if spec.relayed:
+                port = servers.free_port()
+                while port in ports.values() or port in relay_ports.values():
+                    port = servers.free_port()
+                relay_ports[spec.key] = port
+        by_store: dict[str, tuple[str, ...]] = {s: () for s in topology.STORES}
+        for spec in specs:
+            by_store[spec.store] += (spec.hostname,)
+        # The servers' own certificate is the commercial RDS stand-in's (the emulator CA).
+        tls = make_tls_files(state_dir / "tls", names=by_store.pop("rds-aws"))
+        stand_ins = make_stand_ins(state_dir / "tls", by_store)
+        trust_stores = {"rds-aws": str(tls.ca_cert)}
+        trust_stores.update({store: str(f.ca_cert) for store, f in stand_ins.items()})
+        endpoints = {
+            spec.key: topology.Endpoint(
+                key=spec.key,
+                hostname=spec.hostname,
+                port=relay_ports.get(spec.key, ports[spec.server]),
+                server=spec.server,
+                dialect="mysql" if spec.server == "mysql" else "postgresql",
+                store=spec.store,
+                region=spec.region,
+                kind=spec.kind,
+                database=topology.DSQL_DATABASE if spec.kind == "dsql" else servers.DATABASE,
+                users=(topology.DSQL_ADMIN, *servers.IAM_USERS)
+                if spec.kind == "dsql"
+                else servers.IAM_USERS,
+            )
+            for spec in specs
+        }
         passwords = {n: secrets.token_hex(16) for n in ("postgresql", "mysql")}
 
         instances = self._instances(binaries, running, ports, passwords)
@@ -108,6 +143,12 @@ class Launch:
                 "wake_port": ports[name] if name == "pgbouncer" else None,
                 "max_password": servers.MAX_PASSWORD.get(name),
             }
+            mine = [e for e in endpoints.values() if e.server == name]
+            services[name]["endpoints"] += [e.endpoint for e in mine if e.kind != "dsql"]
+            services[name]["regions"] = {
+                e.endpoint: e.region for e in mine if e.region != em.region
+            }
+            services[name]["dsql"] = {e.hostname: e.region for e in mine if e.kind == "dsql"}
         wiring.write_verifier_config(
             em.verifier,
             region=em.region,
@@ -127,6 +168,20 @@ class Launch:
                 pam.install(em.pam_services[name], text, state_dir, em.backup_dir)
             server.prepare(tls)
 
+        hosts.add(state_dir, [e.hostname for e in endpoints.values()])
+        listeners = [
+            {
+                "port": e.port,
+                "protocol": e.dialect,
+                "cert": str(stand_ins[e.store].server_cert),
+                "key": str(stand_ins[e.store].server_key),
+                "backend_port": ports[e.server],
+                "backend_ca": str(tls.ca_cert),
+            }
+            for e in endpoints.values()
+            if e.key in relay_ports
+        ]
+        em.state.record_pid("relay", wiring.start_relay(wiring.RelayFiles(state_dir), listeners))
         self._start_servers(instances, tls)
         server_infos = {
             name: ServerInfo(
@@ -153,6 +208,8 @@ class Launch:
             servers=server_infos,
             skipped={n: why for n, why in names.items() if why is not None},
             rate_limit=em.rate_limit or None,
+            topology=endpoints,
+            trust_stores=trust_stores,
         )
         em.state.finish(info.to_dict())
         return info
@@ -259,11 +316,11 @@ def teardown(emulator: Emulator) -> None:
     state = emulator.state.read() or {}
     recorded: dict[str, int] = state.get("pids", {})
     # PgBouncer first: it holds connections to PostgreSQL. The verifier last.
-    for name in ("pgbouncer", "mysql", "postgresql", "verifier"):
+    for name in ("relay", "pgbouncer", "mysql", "postgresql", "verifier"):
         pid = recorded.get(name)
         names: tuple[str, ...]
         sig: int
-        if name == "verifier":
+        if name in ("verifier", "relay"):
             names, sig = VERIFIER_NAMES, signal.SIGTERM
         else:
             cls = SERVER_CLASSES[name]
@@ -274,9 +331,11 @@ def teardown(emulator: Emulator) -> None:
     if emulator.state_dir.exists():
         for pid in servers.processes_under(emulator.state_dir, _SERVER_PROCESS_NAMES):
             servers.terminate(pid, signal.SIGINT if _is_postgres(pid) else signal.SIGTERM)
-        script = str(emulator.verifier.script)
-        for pid in servers.processes_under(emulator.state_dir, VERIFIER_NAMES, arg=script):
-            servers.terminate(pid)
+        for script in (emulator.verifier.script, wiring.RelayFiles(emulator.state_dir).script):
+            for pid in servers.processes_under(emulator.state_dir, VERIFIER_NAMES,
+                                               arg=str(script)):
+                servers.terminate(pid)
+    hosts.remove(emulator.state_dir)
     # Every name this state dir may have used (an older version wrote pgbouncer's too).
     for name in {*emulator.pam_services.values(), "pgbouncer"}:
         pam.remove(name, emulator.state_dir, emulator.backup_dir)

@@ -134,3 +134,20 @@ def rds_iam_aws_env(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
+
+
+@pytest.fixture
+def rds_iam_topology_env(
+    rds_iam_aws_env: dict[str, str],
+    rds_iam_emulator: EmulatorInfo,
+    monkeypatch: pytest.MonkeyPatch,
+) -> dict[str, str]:
+    """:func:`rds_iam_aws_env` plus the test seam: each trust store is its stand-in CA.
+
+    For the emulator's real-looking endpoints (``info.topology``) with default options.
+    """
+    env = dict(rds_iam_aws_env)
+    for name, value in rds_iam_emulator.trust_store_env().items():
+        monkeypatch.setenv(name, value)
+        env[name] = value
+    return env

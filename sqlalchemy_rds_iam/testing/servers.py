@@ -501,7 +501,10 @@ hostnossl all all      all            reject
                 record(int(pid_file.read_text().split()[0]))
 
     def setup_sql(self) -> str:
-        iam = "\n".join(f"CREATE ROLE {u} LOGIN; GRANT rds_iam TO {u};" for u in IAM_USERS)
+        # "admin": the role an Aurora DSQL cluster logs in (the emulated DSQL endpoint).
+        iam = "\n".join(
+            f"CREATE ROLE {u} LOGIN; GRANT rds_iam TO {u};" for u in (*IAM_USERS, "admin")
+        )
         return (
             f"CREATE ROLE rds_iam NOLOGIN;\n{iam}\n"
             f"CREATE ROLE {PASSWORD_USER} LOGIN PASSWORD {_sql_quote(self.password)};\n"

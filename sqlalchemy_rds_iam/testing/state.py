@@ -19,7 +19,7 @@ from sqlalchemy_rds_iam.testing.errors import EmulatorNeedsRootError
 
 __all__ = ["StateFile"]
 
-_VERSION = 2
+_VERSION = 3  # 3: the TLS relay and the real-looking endpoints
 
 
 class StateFile:

@@ -92,6 +92,7 @@ REASON_ACCESS_KEY = "access-key"
 REASON_SESSION_TOKEN = "session-token"  # noqa: S105 -- a reason code, not a secret
 REASON_SIGNATURE = "signature"
 REASON_POLICY = "policy"
+REASON_DSQL = "dsql"
 
 
 @dataclass(frozen=True)
@@ -490,15 +491,60 @@ class VerifierService:
                 f"IAM authentication rate exceeded ({limiter.limit} new tokens per second); "
                 "reuse tokens (cache them) or retry with backoff",
             )
+        svc = self.services[service]
+        signed_for = token.partition("/")[0].lower()
+        dsql_region = svc.get("dsql", {}).get(signed_for)
+        if dsql_region is not None:
+            return self._decide_dsql(signed_for, dsql_region, user, token, now)
         return verify_token(
             token,
-            endpoints=self.services[service]["endpoints"],
-            region=self._config["region"],
+            endpoints=svc["endpoints"],
+            # Endpoints in other regions (GovCloud, China): their tokens are scoped there.
+            region=svc.get("regions", {}).get(signed_for, self._config["region"]),
             user=user,
             credentials=self._credentials,
             now=time.time() if now is None else now,
             policy=self._config.get("policy"),
         )
+
+    def _decide_dsql(
+        self, host: str, region: str, user: str, token: str, now: float | None
+    ) -> Verdict:
+        """A token for an emulated Aurora DSQL endpoint: checked by ``dsql_verifier.py``."""
+        verifier = self._dsql_verifier()
+        verdict = verifier.verify_dsql_token(
+            token,
+            host=host,
+            role=user,
+            region=region,
+            secrets={k: c.secret_access_key for k, c in self._credentials.items()},
+            now=time.time() if now is None else now,
+        )
+        if not verdict.ok:
+            return _reject(REASON_DSQL, verdict.reason, verdict.access_key_id)
+        credential = self._credentials[verdict.access_key_id]
+        presented = _parse_query(token.partition("?")[2])
+        session = presented.get("X-Amz-Security-Token") if isinstance(presented, dict) else None
+        if session != credential.session_token:
+            return _reject(REASON_SESSION_TOKEN, "session token missing or wrong",
+                           verdict.access_key_id)
+        return Verdict(True, REASON_OK, verdict.access_key_id)
+
+    def _dsql_verifier(self) -> Any:
+        """``dsql_verifier.py`` (its copy in the state dir), loaded at the first DSQL login."""
+        module = getattr(self, "_dsql_module", None)
+        if module is None:
+            import importlib.util
+
+            spec = importlib.util.spec_from_file_location(
+                "dsql_verifier", self._config["dsql_verifier"]
+            )
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules["dsql_verifier"] = module  # dataclasses look the module up
+            spec.loader.exec_module(module)
+            self._dsql_module = module
+        return module
 
     def handle(self, service: str, user: str, token: str) -> Verdict:
         """Decide and log one login."""

@@ -29,7 +29,9 @@ __all__ = [
     "PAM_MODULE_SOURCE",
     "VerifierFiles",
     "build_pam_module",
+    "RelayFiles",
     "pam_stack",
+    "start_relay",
     "start_verifier",
     "write_verifier_config",
 ]
@@ -111,6 +113,7 @@ def write_verifier_config(
     identities: Mapping[str, Identity],
     rate_limit: int | None,
     services: Mapping[str, Mapping[str, Any]],
+    dsql_verifier: str | None = None,
 ) -> None:
     """Write (atomically replace) the verifier's config; a running verifier re-reads it."""
     config = {
@@ -128,6 +131,8 @@ def write_verifier_config(
         "rate_limit": rate_limit,
         "ready_file": str(files.ready),
         "services": {name: dict(svc) for name, svc in services.items()},
+        # Tokens for an emulated DSQL endpoint (services' "dsql") are checked by this file.
+        "dsql_verifier": dsql_verifier or str(files.dir.parent / "dsql_verifier.py"),
     }
     tmp = files.config.with_suffix(f".{os.getpid()}.tmp")
     # 0600 root: it holds the (throwaway) secret keys.
@@ -149,6 +154,9 @@ def start_verifier(files: VerifierFiles, *, timeout: float = 20) -> int:
     # package is reinstalled, and root alone can change it.
     shutil.copyfile(Path(__file__).with_name("verifier.py"), files.script)
     files.script.chmod(0o644)
+    dsql = files.dir.parent / "dsql_verifier.py"
+    shutil.copyfile(Path(__file__).with_name("dsql_verifier.py"), dsql)
+    dsql.chmod(0o644)
     files.ready.unlink(missing_ok=True)
     # -I -S: isolated (no PYTHON* variables, no user site) and no site import: the
     # verifier is standard library only.
@@ -157,4 +165,36 @@ def start_verifier(files: VerifierFiles, *, timeout: float = 20) -> int:
     servers.wait_until(
         files.ready.exists, what="the verifier", pid=pid, log=files.log, timeout=timeout
     )
+    return pid
+
+
+class RelayFiles:
+    """Where one emulator's TLS relay keeps its script, config, log and readiness marker."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.dir = state_dir / "relay"
+        self.script = state_dir / "relay.py"
+        self.config = self.dir / "config.json"
+        self.ready = self.dir / "ready"
+        self.log = self.dir / "relay.log"
+
+
+def start_relay(
+    files: RelayFiles, listeners: list[dict[str, Any]], *, timeout: float = 20
+) -> int:
+    """Start the TLS relay (root, detached, standard library only) for ``listeners``.
+
+    Each listener is ``port``, ``protocol`` (postgresql or mysql), ``cert``, ``key``,
+    ``backend_port`` and ``backend_ca``; returns the pid once every port listens.
+    """
+    files.dir.mkdir(mode=0o755, exist_ok=True)
+    shutil.copyfile(Path(__file__).with_name("relay.py"), files.script)
+    files.script.chmod(0o644)
+    files.ready.unlink(missing_ok=True)
+    config = {"ready_file": str(files.ready), "listeners": listeners}
+    files.config.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    argv = [sys.executable, "-I", "-S", str(files.script), "--config", str(files.config)]
+    pid = servers.spawn_detached(None, argv, cwd=files.dir, log=files.log)
+    servers.wait_until(files.ready.exists, what="the TLS relay", pid=pid, log=files.log,
+                       timeout=timeout)
     return pid
