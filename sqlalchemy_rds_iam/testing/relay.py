@@ -73,7 +73,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     finally:
         try:
             writer.close()
-        except Exception:  # noqa: BLE001, S110 -- closing a broken transport
+        except Exception:  # noqa: S110 -- closing a broken transport
             pass
 
 
@@ -89,7 +89,8 @@ class Relay:
     async def _backend(self) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", self.spec["backend_port"]))
+        loop = asyncio.get_running_loop()
+        await loop.sock_connect(sock, ("127.0.0.1", self.spec["backend_port"]))
         return sock
 
     async def handle(self, client: socket.socket) -> None:

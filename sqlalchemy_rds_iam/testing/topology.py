@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-__all__ = ["DSQL_DATABASE", "DSQL_ADMIN", "ENDPOINTS", "Endpoint", "EndpointSpec", "STORES"]
+__all__ = ["DSQL_ADMIN", "DSQL_DATABASE", "ENDPOINTS", "STORES", "Endpoint", "EndpointSpec"]
 
 #: Trust-store names (as in ``sqlalchemy_rds_iam.cabundle.TRUST_STORES``) with a stand-in CA.
 STORES = ("rds-aws", "rds-aws-us-gov", "rds-aws-cn", "amazon-roots")

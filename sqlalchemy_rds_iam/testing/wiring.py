@@ -27,9 +27,9 @@ from sqlalchemy_rds_iam.testing.info import Identity
 
 __all__ = [
     "PAM_MODULE_SOURCE",
+    "RelayFiles",
     "VerifierFiles",
     "build_pam_module",
-    "RelayFiles",
     "pam_stack",
     "start_relay",
     "start_verifier",

@@ -111,7 +111,7 @@ def test_every_driver_connects_to_every_endpoint(
         == [(True, primary)]
 
 
-@pytest.mark.parametrize("driver", DRIVERS["postgresql"][:2] + ["asyncpg"])
+@pytest.mark.parametrize("driver", [*DRIVERS["postgresql"][:2], "asyncpg"])
 def test_dsql_ordinary_role_uses_dbconnect(rds_iam_emulator: EmulatorInfo, driver: str) -> None:
     ep = endpoint(rds_iam_emulator, "dsql")
     tokens: list[str] = []
@@ -121,10 +121,10 @@ def test_dsql_ordinary_role_uses_dbconnect(rds_iam_emulator: EmulatorInfo, drive
 
 def test_dsql_admin_token_is_refused_for_another_role(rds_iam_emulator: EmulatorInfo) -> None:
     """DbConnectAdmin logs in as admin only: the verifier refuses it for iamuser."""
+    import psycopg2
+
     from sqlalchemy_rds_iam.credentials import FrozenCredentials
     from sqlalchemy_rds_iam.tokens import TokenKey, sign_token
-
-    import psycopg2
 
     ep = endpoint(rds_iam_emulator, "dsql")
     ident = rds_iam_emulator.identities["primary"]
