@@ -70,13 +70,16 @@ def login(url: str, tokens: list[str], **kw: Any) -> Any:
         from sqlalchemy.ext.asyncio import create_async_engine
 
         async def run() -> Any:
-            engine = create_async_engine(url, poolclass=NullPool, **kw)
+            # The default pool, closed by dispose(): with NullPool asyncmy's transport is
+            # sometimes still open when the loop ends (a ResourceWarning, an error here).
+            engine = create_async_engine(url, **kw)
             signed_tokens(sqlalchemy_rds_iam.connector(engine), tokens)
             try:
                 async with engine.connect() as conn:
                     return (await conn.execute(sa.text(WHO[engine.dialect.name]))).scalar()
             finally:
                 await engine.dispose()
+                await asyncio.sleep(0)  # let the transports' connection_lost run
 
         return asyncio.run(run())
     engine = sa.create_engine(url, poolclass=NullPool, **kw)
