@@ -166,6 +166,12 @@ def _print_summary(info: EmulatorInfo, out: TextIO) -> None:
         )
         if server.password_user:
             out.write(f"    password user {server.password_user} (password: run with --json)\n")
+    if info.topology:
+        out.write("AWS-style endpoints (/etc/hosts -> 127.0.0.1; CA per trust store below):\n")
+    for ep in info.topology.values():
+        out.write(f"    {ep.key:<20} {ep.endpoint}  ({ep.store})\n")
+    for store, pem in info.trust_stores.items():
+        out.write(f"    stand-in {store:<15} {pem}\n")
     if info.rate_limit:
         out.write(f"IAM rate limit: {info.rate_limit} new tokens per second per server\n")
     for ident in info.identities.values():

@@ -252,3 +252,16 @@ def test_readme_topology_snippet_runs(rds_iam_emulator: EmulatorInfo) -> None:
     exec(compile(snippet.group(1), "README.md", "exec"), namespace)  # noqa: S102 (our README)
     endpoint(rds_iam_emulator, "proxy")
     namespace["test_proxy"](rds_iam_emulator, None)
+
+
+def test_cli_summary_lists_the_endpoints_and_stand_ins(rds_iam_emulator: EmulatorInfo) -> None:
+    import io
+
+    from sqlalchemy_rds_iam.testing.cli import _print_summary
+
+    out = io.StringIO()
+    _print_summary(rds_iam_emulator, out)
+    for ep in rds_iam_emulator.topology.values():
+        assert ep.endpoint in out.getvalue()
+    for pem in rds_iam_emulator.trust_stores.values():
+        assert pem in out.getvalue()
