@@ -8,6 +8,21 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+_dispose = AsyncEngine.dispose
+
+
+async def _dispose_and_settle(self: AsyncEngine, close: bool = True) -> None:
+    """aiomysql's close() leaves its transport "closing" (COM_QUIT not yet flushed); a test
+    whose ``asyncio.run`` ends right after ``dispose()`` leaks the socket, a ResourceWarning
+    that fails some later test (filterwarnings=error). A few loop ticks let it close."""
+    await _dispose(self, close)
+    for _ in range(20):
+        await asyncio.sleep(0.001)
+
+
+AsyncEngine.dispose = _dispose_and_settle  # type: ignore[method-assign]
 
 
 @pytest.fixture(autouse=True)

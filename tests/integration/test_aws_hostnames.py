@@ -76,12 +76,7 @@ def login(url: str, tokens: list[str], **kw: Any) -> Any:
                 async with engine.connect() as conn:
                     return (await conn.execute(sa.text(WHO[engine.dialect.name]))).scalar()
             finally:
-                await engine.dispose()
-                # aiomysql's close() leaves its transport "closing" (COM_QUIT unflushed): if
-                # the loop ends now, the socket leaks, a ResourceWarning (an error) in a later
-                # test. The same happens on main's localhost URLs; a few ticks let it close.
-                for _ in range(20):
-                    await asyncio.sleep(0.001)
+                await engine.dispose()  # then a few ticks (tests/conftest.py: aiomysql)
 
         return asyncio.run(run())
     engine = sa.create_engine(url, poolclass=NullPool, **kw)
