@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from .errors import ConfigurationError, InsecureConnectionError, UnsupportedDriverError
+from .memo import MemoizedClassify
 from .tls import ContextCheck, bundle_problem, context_problem, ssl_context
 
 __all__ = ["DRIVERS", "LIBPQ_PLAINTEXT_MODES", "DriverSpec", "Transport", "driver_for"]
@@ -719,7 +720,11 @@ class DriverSpec:
     """``pip install sqlalchemy-rds-iam[extra]`` installs the driver."""
     prepare: Prepare
     classify: Classify
-    """The final arguments' :class:`Transport`; raises for anything it cannot vouch for."""
+    """The final arguments' :class:`Transport`; raises for anything it cannot vouch for.
+
+    Memoized per snapshot of the arguments it reads, for at most ``memo.RECHECK_SECONDS``
+    (``memo.MemoizedClassify``): the hot path of every new connection.
+    """
     scrub: Scrub = _no_scrub
     """Overwrites the token on a connected driver connection, where the driver keeps it."""
     fixed: Mapping[str, Any] = field(default_factory=dict)
@@ -741,7 +746,8 @@ def _row(
     return DriverSpec(
         name=url_name, driver=driver or url_name, family=family, is_async=is_async,
         default_port=_PORTS[family], password_key=into, extra=extra,
-        prepare=prepare, classify=classify, scrub=scrub, fixed=dict(fixed or {}),
+        prepare=prepare, classify=MemoizedClassify(classify), scrub=scrub,
+        fixed=dict(fixed or {}),
     )
 
 
