@@ -87,6 +87,7 @@ class IamConnector:
         self.cache = cache if cache is not None else TokenCache()
         self._key: TokenKey | None = None
         self._skipped: set[int] = set()
+        self._listeners_seen = -1  # how many do_connect listeners the last check saw
         self._url, self._options = url, options
         self._signed: tuple[str, float, str] | None = None
         """(token, when it was signed, access key id) of the last signing, for the note."""
@@ -257,8 +258,15 @@ class IamConnector:
         return self.connect(dialect, cargs, cparams)
 
     def _warn_skipped_listeners(self, dialect: Dialect) -> None:
-        """Say once per listener that a ``do_connect`` listener added after ours never runs."""
-        listeners = list(dialect.dispatch.do_connect)
+        """Say once per listener that a ``do_connect`` listener added after ours never runs.
+
+        Runs on every connect, so the listeners are only listed when their number changed.
+        """
+        joined = dialect.dispatch.do_connect
+        if len(joined) == self._listeners_seen:
+            return
+        self._listeners_seen = len(joined)
+        listeners = list(joined)
         if self not in listeners:
             return
         for fn in listeners[listeners.index(self) + 1:]:
