@@ -3,8 +3,8 @@
 Run: ``.venv/bin/python bench/listener_ab.py main`` (any git ref; default ``main``). The
 ref's package is exported with ``git archive`` to a temporary directory; then fresh
 processes alternate between it and the working tree, each timing ``run.listener`` (best of
-25 batches, the same measurement ``bench/run.py`` reports), and the medians are compared.
-On a shared machine only a ratio measured this way means anything.
+25 batches, the same measurement ``bench/run.py`` reports; wall and CPU time), and the
+medians are compared. On a shared machine only a ratio measured this way means anything.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ import sys
 sys.path.insert(0, {bench!r})
 import run, sqlalchemy_rds_iam
 assert sqlalchemy_rds_iam.__file__.startswith({root!r}), sqlalchemy_rds_iam.__file__
-print(run.listener({number})[0])
+import time
+print(run.listener({number})[0], run.listener({number}, time.process_time)[0])
 """
 
 
@@ -39,12 +40,14 @@ def export(ref: str, into: str) -> str:
     return into
 
 
-def warm_us(root: str, number: int) -> float:
+def warm_us(root: str, number: int) -> tuple[float, float]:
+    """(wall, CPU) microseconds of one fresh process's warm listener."""
     env = {**os.environ, "PYTHONPATH": root}
     code = CHILD.format(bench=HERE, root=root, number=number)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, cwd="/",
                          text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    wall, cpu = out.stdout.strip().splitlines()[-1].split()
+    return float(wall), float(cpu)
 
 
 def main() -> int:
@@ -56,16 +59,20 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         roots = {args.ref: export(args.ref, tmp), "working tree": ROOT}
-        times: dict[str, list[float]] = {name: [] for name in roots}
+        wall: dict[str, list[float]] = {name: [] for name in roots}
+        cpu: dict[str, list[float]] = {name: [] for name in roots}
         for i in range(args.runs):
             order = list(roots) if i % 2 == 0 else list(roots)[::-1]
             for name in order:
-                times[name].append(warm_us(roots[name], args.number))
-    for name, values in times.items():
-        print(f"warm listener, {name:<14} median {statistics.median(values):6.2f} us "
-              f"(min {min(values):.2f}, max {max(values):.2f}, {len(values)} processes)")
-    ratio = statistics.median(times["working tree"]) / statistics.median(times[args.ref])
-    print(f"working tree / {args.ref}: {ratio:.2f}")
+                w, c = warm_us(roots[name], args.number)
+                wall[name].append(w)
+                cpu[name].append(c)
+    for label, times in (("wall", wall), ("CPU", cpu)):
+        for name, values in times.items():
+            print(f"warm listener ({label}), {name:<14} median {statistics.median(values):6.2f}"
+                  f" us (min {min(values):.2f}, max {max(values):.2f}, {len(values)} processes)")
+        ratio = statistics.median(times["working tree"]) / statistics.median(times[args.ref])
+        print(f"  working tree / {args.ref} ({label}): {ratio:.2f}")
     return 0
 
 
