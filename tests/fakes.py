@@ -392,3 +392,17 @@ class SlowSource:
 
     def describe(self) -> str:
         return self.name
+
+
+def signed_tokens(connector: Any, tokens: list[str] | None = None) -> list[str]:
+    """Record every token ``connector`` signs from now on (into ``tokens``)."""
+    tokens = [] if tokens is None else tokens
+    sign = connector._sign
+
+    def spy() -> Any:
+        signed = sign()
+        tokens.append(signed.token)
+        return signed
+
+    connector._sign = spy
+    return tokens

@@ -24,6 +24,7 @@ from sqlalchemy_rds_iam.testing import hosts
 from sqlalchemy_rds_iam.testing.info import EmulatorInfo, Identity
 from sqlalchemy_rds_iam.testing.topology import Endpoint
 from sqlalchemy_rds_iam.testing.verifier import token_fingerprint
+from tests.fakes import signed_tokens
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("rds_iam_topology_env")]
 
@@ -49,17 +50,6 @@ def endpoint(info: EmulatorInfo, key: str) -> Endpoint:
     if key not in info.topology:
         pytest.skip(f"{key}: its server does not run here ({info.skipped})")
     return info.topology[key]
-
-
-def signed_tokens(connector: Any, tokens: list[str]) -> None:
-    sign = connector._sign
-
-    def spy() -> Any:
-        signed = sign()
-        tokens.append(signed.token)
-        return signed
-
-    connector._sign = spy
 
 
 def login(url: str, tokens: list[str], **kw: Any) -> Any:

@@ -18,7 +18,7 @@ import sqlalchemy_rds_iam
 from sqlalchemy_rds_iam.cabundle import TEST_SEAM_ENV
 from sqlalchemy_rds_iam.testing.info import EmulatorInfo, ServerInfo
 from sqlalchemy_rds_iam.testing.verifier import token_fingerprint
-from tests.fakes import moto_server
+from tests.fakes import moto_server, signed_tokens
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("rds_iam_aws_env")]
 
@@ -45,20 +45,6 @@ def unique_key() -> str:
     import secrets
 
     return "AKIDTEST" + secrets.token_hex(6).upper()
-
-
-def signed_tokens(connector: Any, tokens: list[str] | None = None) -> list[str]:
-    """Record every token ``connector`` signs from now on (into ``tokens``)."""
-    tokens = [] if tokens is None else tokens
-    sign = connector._sign
-
-    def spy() -> Any:
-        signed = sign()
-        tokens.append(signed.token)
-        return signed
-
-    connector._sign = spy
-    return tokens
 
 
 def ours(info: ServerInfo, offset: int, tokens: list[str]) -> list[Any]:
