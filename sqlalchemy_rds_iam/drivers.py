@@ -657,7 +657,20 @@ def _aiomysql_connection_class() -> type[Any]:
                     CR.CR_SSL_CONNECTION_ERROR,
                     "the server does not offer TLS; refusing to send the IAM token in plain text",
                 )
-            await super()._request_authentication()
+            try:
+                await super()._request_authentication()
+            except BaseException:
+                # A refused login (or TLS handshake) after the upgrade: aiomysql closes the
+                # TLS transport without waiting, so a loop that ends now (asyncio.run right
+                # after the error) leaves the socket open until gc finds the cycle.
+                await _closed_fully(self._writer)
+                raise
+
+        async def ensure_closed(self) -> None:
+            # aiomysql's own returns before the TLS shutdown has closed the socket.
+            writer = self._writer
+            await super().ensure_closed()
+            await _closed_fully(writer)
 
         def escape(self, obj: Any) -> Any:
             # aiomysql 0.3.2 escapes bytes with PyMySQL's escape_bytes_prefixed, which PyMySQL
@@ -669,6 +682,26 @@ def _aiomysql_connection_class() -> type[Any]:
             return super().escape(obj)
 
     return TlsOnlyConnection
+
+
+async def _closed_fully(writer: Any) -> None:
+    """Close an asyncio ``StreamWriter`` and wait (briefly) until its socket is closed.
+
+    Closing a TLS transport only starts the TLS shutdown; the socket closes once the peer
+    answers. Not waiting leaks the socket (a ResourceWarning) when the loop ends first.
+    """
+    if writer is None:
+        return
+    import asyncio
+
+    writer.close()
+    try:
+        await asyncio.wait_for(writer.wait_closed(), _CLOSE_WAIT_SECONDS)
+    except Exception:  # the connection is going away either way: make sure it is gone
+        writer.transport.abort()
+
+
+_CLOSE_WAIT_SECONDS = 2.0
 
 
 async def connect_aiomysql_requiring_tls(**kwargs: Any) -> Any:

@@ -217,3 +217,24 @@ def test_cold_signing_does_not_block_the_loop(rds_iam_emulator: EmulatorInfo, dr
     record_property("connect_ms", round(elapsed * 1000, 1))
     assert elapsed >= 0.5
     assert lag < 0.2, f"event loop stalled {lag * 1000:.0f} ms while signing"
+
+
+@pytest.mark.usefixtures("rds_iam_aws_env")
+def test_aiomysql_close_returns_once_the_socket_is_closed(rds_iam_emulator: EmulatorInfo) -> None:
+    """aiomysql's ``ensure_closed`` only starts the TLS shutdown; a loop ending right after
+    (``asyncio.run`` after ``dispose()``) left the socket to the garbage collector, whose
+    ResourceWarning then failed whichever test was running. Ours waits for the socket."""
+    url = _url(rds_iam_emulator.mysql, "aiomysql")
+
+    async def run() -> list[int]:
+        engine = create_async_engine(url, poolclass=NullPool)
+        left_open = []
+        for _ in range(3):
+            async with engine.connect() as conn:  # NullPool: closed when the block ends
+                raw = (await conn.get_raw_connection()).driver_connection
+                sock = raw._writer.transport.get_extra_info("socket")
+            left_open.append(sock.fileno())  # checked before the loop runs on
+        await engine.dispose()
+        return left_open
+
+    assert asyncio.run(run()) == [-1, -1, -1]
