@@ -13,7 +13,10 @@ import enum
 import functools
 import os
 import ssl
+import stat
 from dataclasses import dataclass
+
+from .cabundle import SHIPPED_DIR
 
 __all__ = [
     "TLS_MODES", "ContextCheck", "TlsMode", "bundle_problem", "context_problem", "ssl_context",
@@ -34,6 +37,9 @@ class TlsMode(str, enum.Enum):
 
 #: The words of :class:`TlsMode`, in order (the default first).
 TLS_MODES = tuple(mode.value for mode in TlsMode)
+
+#: The package's own bundles live here (``cabundle`` builds their paths from it).
+_SHIPPED_DIR = str(SHIPPED_DIR)
 
 
 def ssl_context(
@@ -89,6 +95,10 @@ def bundle_problem(path: object) -> str | None:
         st = os.stat(path)
     except OSError as exc:
         return f"{path!r} cannot be read ({exc.strerror or exc})"
+    if os.path.dirname(path) == _SHIPPED_DIR and stat.S_ISREG(st.st_mode) and st.st_size:
+        # The package's own bundles: the test suite parses each one (tests/unit/test_cabundle.py)
+        # and loading 100 roots costs ~20 ms of a Lambda cold start. Present is enough here.
+        return None
     return _parse_problem(path, st.st_ino, st.st_size, st.st_mtime_ns)
 
 

@@ -389,3 +389,29 @@ def test_combined_store_falls_back_to_tmp_when_the_cache_dir_is_unwritable(
     assert combined.parent == tmp_path / "tmp" / "sqlalchemy-rds-iam"
     assert "Stand-in RDS" in common_names(combined)
     assert bundle_path(COMBINED) == str(combined)  # named by content: written once, reused
+
+
+def test_shipped_bundles_are_not_reparsed_on_the_connect_path(monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path) -> None:
+    """Loading ~100 roots costs ~20 ms of a cold start: the package's own (tested) bundles are
+    only checked to be present; any other file is still parsed."""
+    from sqlalchemy_rds_iam import tls
+
+    parsed: list[str] = []
+    real = tls._parse_problem
+
+    def recording(path: str, *stat: int) -> str | None:
+        parsed.append(path)
+        return real(path, *stat)
+
+    monkeypatch.setattr(tls, "_parse_problem", recording)
+    for name in TRUST_STORES:
+        assert tls.bundle_problem(bundle_path(name)) is None
+    assert parsed == []
+    copy = tmp_path / "copy.pem"
+    copy.write_bytes((SHIPPED_DIR / "global-bundle.pem").read_bytes())
+    assert tls.bundle_problem(str(copy)) is None
+    assert parsed == [str(copy)]
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate")
+    assert tls.bundle_problem(str(garbage)) is not None
