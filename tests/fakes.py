@@ -33,13 +33,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+import sqlalchemy_rds_iam
+
 if TYPE_CHECKING:
     from sqlalchemy_rds_iam.credentials import FrozenCredentials
 
 __all__ = [
-    "EXAMPLE_ACCESS_KEY", "EXAMPLE_SECRET_KEY", "KINDS", "TOKEN_MARKERS", "Pki",
-    "RecordingServer", "SlowSource", "closed_port", "driver_arguments", "hostile_servers",
-    "make_pki", "moto_server", "set_aws_env",
+    "ASYNC_DRIVERS", "EXAMPLE_ACCESS_KEY", "EXAMPLE_SECRET_KEY", "KINDS", "TOKEN_MARKERS", "WHO",
+    "Pki", "RecordingServer", "SlowSource", "closed_port", "driver_arguments", "hostile_servers",
+    "login", "make_pki", "moto_server", "set_aws_env", "signed_tokens",
 ]
 
 #: The four servers, in the order tests report them.
@@ -406,3 +411,36 @@ def signed_tokens(connector: Any, tokens: list[str] | None = None) -> list[str]:
 
     connector._sign = spy
     return tokens
+
+
+#: What each database family calls the session's user.
+WHO = {"postgresql": "SELECT current_user", "mysql": "SELECT SUBSTRING_INDEX(USER(), '@', 1)"}
+#: Drivers whose URLs need an async engine.
+ASYNC_DRIVERS = frozenset({"asyncpg", "psycopg_async", "aiomysql", "asyncmy"})
+
+
+def login(url: str, tokens: list[str] | None = None, **kw: Any) -> Any:
+    """Log in once (with an async engine for async drivers) and say as whom; the tokens
+    signed are added to ``tokens``."""
+    if sa.make_url(url).get_driver_name() in ASYNC_DRIVERS:
+        import asyncio
+
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        async def run() -> Any:
+            engine = create_async_engine(url, poolclass=NullPool, **kw)
+            signed_tokens(sqlalchemy_rds_iam.connector(engine), tokens)
+            try:
+                async with engine.connect() as conn:
+                    return (await conn.execute(sa.text(WHO[engine.dialect.name]))).scalar()
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(run())
+    engine = sa.create_engine(url, poolclass=NullPool, **kw)
+    signed_tokens(sqlalchemy_rds_iam.connector(engine), tokens)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text(WHO[engine.dialect.name])).scalar()
+    finally:
+        engine.dispose()

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.pool import NullPool
 
 import sqlalchemy_rds_iam
 from sqlalchemy_rds_iam.cabundle import TEST_SEAM_ENV
@@ -24,14 +23,12 @@ from sqlalchemy_rds_iam.testing import hosts
 from sqlalchemy_rds_iam.testing.info import EmulatorInfo, Identity
 from sqlalchemy_rds_iam.testing.topology import Endpoint
 from sqlalchemy_rds_iam.testing.verifier import token_fingerprint
-from tests.fakes import signed_tokens
+from tests.fakes import login, signed_tokens
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("rds_iam_topology_env")]
 
 DRIVERS = {"postgresql": ["psycopg2", "psycopg", "pg8000", "asyncpg", "psycopg_async"],
            "mysql": ["pymysql", "mysqldb", "mysqlconnector", "aiomysql", "asyncmy"]}
-ASYNC = {"asyncpg", "psycopg_async", "aiomysql", "asyncmy"}
-WHO = {"postgresql": "SELECT current_user", "mysql": "SELECT SUBSTRING_INDEX(USER(), '@', 1)"}
 PG_KEYS = ["postgresql-instance", "postgresql-cluster", "postgresql-govcloud",
            "postgresql-china", "proxy", "dsql"]
 MY_KEYS = ["mysql-instance", "mysql-cluster", "mysql-govcloud", "mysql-china"]
@@ -50,32 +47,6 @@ def endpoint(info: EmulatorInfo, key: str) -> Endpoint:
     if key not in info.topology:
         pytest.skip(f"{key}: its server does not run here ({info.skipped})")
     return info.topology[key]
-
-
-def login(url: str, tokens: list[str], **kw: Any) -> Any:
-    """Log in once and say as whom; the tokens signed go to ``tokens``."""
-    if sa.make_url(url).get_driver_name() in ASYNC:
-        import asyncio
-
-        from sqlalchemy.ext.asyncio import create_async_engine
-
-        async def run() -> Any:
-            engine = create_async_engine(url, **kw)
-            signed_tokens(sqlalchemy_rds_iam.connector(engine), tokens)
-            try:
-                async with engine.connect() as conn:
-                    return (await conn.execute(sa.text(WHO[engine.dialect.name]))).scalar()
-            finally:
-                await engine.dispose()  # then a few ticks (tests/conftest.py: aiomysql)
-
-        return asyncio.run(run())
-    engine = sa.create_engine(url, poolclass=NullPool, **kw)
-    signed_tokens(sqlalchemy_rds_iam.connector(engine), tokens)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(sa.text(WHO[engine.dialect.name])).scalar()
-    finally:
-        engine.dispose()
 
 
 def decisions(info: EmulatorInfo, ep: Endpoint, offset: int, tokens: list[str]) -> list[Any]:

@@ -18,14 +18,12 @@ import sqlalchemy_rds_iam
 from sqlalchemy_rds_iam.cabundle import TEST_SEAM_ENV
 from sqlalchemy_rds_iam.testing.info import EmulatorInfo, ServerInfo
 from sqlalchemy_rds_iam.testing.verifier import token_fingerprint
-from tests.fakes import moto_server, signed_tokens
+from tests.fakes import WHO, login, moto_server, signed_tokens
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("rds_iam_aws_env")]
 
-WHO = {"postgresql": "SELECT current_user", "mysql": "SELECT SUBSTRING_INDEX(USER(), '@', 1)"}
 DRIVERS = {"postgresql": ["psycopg2", "psycopg", "pg8000", "asyncpg", "psycopg_async"],
            "mysql": ["pymysql", "mysqldb", "mysqlconnector", "aiomysql", "asyncmy"]}
-ASYNC = {"asyncpg", "psycopg_async", "aiomysql", "asyncmy"}
 PROXY = "myproxy.proxy-c9akciq32lce.us-east-1.rds.amazonaws.com"
 
 
@@ -51,33 +49,6 @@ def ours(info: ServerInfo, offset: int, tokens: list[str]) -> list[Any]:
     """The verifier's decisions on these tokens (other sessions share the emulator)."""
     prints = {token_fingerprint(t) for t in tokens}
     return [d for d in info.verifications(offset) if d.token_sha256 in prints]
-
-
-def login(url: str, tokens: list[str] | None = None, **kw: Any) -> Any:
-    """Log in once (with an async engine for async drivers) and say as whom; the tokens
-    signed are added to ``tokens``."""
-    if sa.make_url(url).get_driver_name() in ASYNC:
-        import asyncio
-
-        from sqlalchemy.ext.asyncio import create_async_engine
-
-        async def run() -> Any:
-            engine = create_async_engine(url, poolclass=NullPool, **kw)
-            signed_tokens(sqlalchemy_rds_iam.connector(engine), tokens)
-            try:
-                async with engine.connect() as conn:
-                    return (await conn.execute(sa.text(WHO[engine.dialect.name]))).scalar()
-            finally:
-                await engine.dispose()
-
-        return asyncio.run(run())
-    engine = sa.create_engine(url, poolclass=NullPool, **kw)
-    signed_tokens(sqlalchemy_rds_iam.connector(engine), tokens)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(sa.text(WHO[engine.dialect.name])).scalar()
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.parametrize("store", ["rds-aws", "amazon-roots"])
