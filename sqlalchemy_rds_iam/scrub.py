@@ -21,8 +21,8 @@ from typing import Any
 
 __all__ = ["MASK", "is_secret_key", "iter_chain", "mask_query", "scrub_exception"]
 
-#: What a masked value reads as (SQLAlchemy renders a hidden URL password the same way).
-MASK = "***"
+#: What a masked value reads as (a word: a URL would render "***" as "%2A%2A%2A").
+MASK = "REDACTED"
 
 _SECRET_KEYS = frozenset({"sslpassword", "password", "aws_external_id", "aws_secret_access_key"})
 _SECRET_WORDS = ("password", "secret", "token")
@@ -39,7 +39,7 @@ def is_secret_key(name: str) -> bool:
 
 
 def mask_query(query: Mapping[str, Any]) -> dict[str, Any]:
-    """``query`` with the value of every secret key (:func:`is_secret_key`) replaced by ``***``."""
+    """``query`` with the value of each secret key (:func:`is_secret_key`) as :data:`MASK`."""
     return {name: (MASK if is_secret_key(name) else value) for name, value in query.items()}
 
 
