@@ -100,8 +100,8 @@ def main() -> int:
         check("Project-URL" not in metadata, "METADATA: no Project-URL (none is real yet)")
         with tarfile.open(sdist) as tf:
             members = {m.name.split("/", 1)[1] for m in tf.getmembers() if "/" in m.name}
-        check({"LICENSE", "CHANGELOG.md", "README.md"} <= members,
-              "sdist holds LICENSE, CHANGELOG.md, README.md")
+        check({"LICENSE", "CHANGELOG.md", "README.md", "mkdocs.yml", "docs/index.md"} <= members,
+              "sdist holds LICENSE, CHANGELOG.md, README.md and the docs sources")
 
         env_dir = Path(tmp) / "venv"
         venv.EnvBuilder(with_pip=False).create(env_dir)
