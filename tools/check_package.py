@@ -4,7 +4,7 @@ wheel into a fresh virtual environment, and look there.
 Run by ``make package`` (part of ``make test``). Checks, in the fresh environment:
 the ``rds_iam`` entry point is what ``create_engine`` finds; every ``*.pem`` of the source
 ``data`` directory is installed, byte-identical; ``sqlalchemy-rds-iam --help`` runs; the
-wheel's metadata holds the LICENSE and the repository URL; ``py.typed`` ships. Dependencies
+wheel's metadata holds the LICENSE and no made-up project URL; ``py.typed`` ships. Dependencies
 come from pip's cache and the configured index; the package itself only from the wheel.
 """
 
@@ -24,7 +24,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "sqlalchemy_rds_iam" / "data"
-REPOSITORY = "https://github.com/sqlalchemy-rds-iam/sqlalchemy-rds-iam"
 
 # Runs inside the fresh environment; prints one JSON document.
 PROBE = r"""
@@ -97,11 +96,12 @@ def main() -> int:
               "LICENSE in the wheel's .dist-info/licenses/")
         check("License-File: LICENSE" in metadata and "License-Expression: Apache-2.0" in metadata,
               "METADATA: License-Expression Apache-2.0, License-File LICENSE")
-        check(f"Project-URL: Repository, {REPOSITORY}" in metadata, "METADATA: repository URL")
+        # No repository exists yet: no address rather than a made-up one.
+        check("Project-URL" not in metadata, "METADATA: no Project-URL (none is real yet)")
         with tarfile.open(sdist) as tf:
             members = {m.name.split("/", 1)[1] for m in tf.getmembers() if "/" in m.name}
-        check({"LICENSE", "CHANGELOG.md", "README.md"} <= members,
-              "sdist holds LICENSE, CHANGELOG.md, README.md")
+        check({"LICENSE", "CHANGELOG.md", "README.md", "mkdocs.yml", "docs/index.md"} <= members,
+              "sdist holds LICENSE, CHANGELOG.md, README.md and the docs sources")
 
         env_dir = Path(tmp) / "venv"
         venv.EnvBuilder(with_pip=False).create(env_dir)
