@@ -56,6 +56,11 @@ CParams = MutableMapping[str, Any]
 Prepare = Callable[[CParams, str, str], None]
 Classify = Callable[[Sequence[Any], Mapping[str, Any]], "Transport"]
 Scrub = Callable[[Any], None]
+Connect = Callable[[Any, Sequence[Any], Mapping[str, Any]], Any]
+
+
+def _dialect_connect(dialect: Any, cargs: Sequence[Any], cparams: Mapping[str, Any]) -> Any:
+    return dialect.connect(*cargs, **cparams)
 
 _TRUE_WORDS = frozenset({"1", "true", "t", "yes", "y", "on"})
 _FALSE_WORDS = frozenset({"", "0", "false", "f", "no", "n", "off"})
@@ -661,23 +666,63 @@ _PYMYSQL_REQUIRED = frozenset({"required", "1", "true", "yes"})
 
 
 def _pymysql_prepare(cparams: CParams, ca_bundle: str, mode: str) -> None:
-    """``ssl_ca`` + ``ssl_verify_*`` keywords, or the ``ssl`` dict built from URL ``ssl_*``.
+    """An ``SSLContext`` of ours, whatever form the user's TLS settings take.
 
-    PyMySQL ignores an ``ssl`` dict as soon as any ``ssl_ca``/``ssl_verify_*`` keyword is
-    given, so defaults go into whichever form the user already uses (both at once is
-    refused by the check).
+    PyMySQL would build its own from ``ssl_ca``/``ssl_verify_*`` keywords or an ``ssl``
+    dict with ``ssl.create_default_context``, which logs every TLS secret to the file named
+    by ``SSLKEYLOGFILE``. So the keywords (which PyMySQL prefers over a dict: both at once
+    are refused) or the dict become the equivalent cached context here; a dict with a key
+    ``password`` (an encrypted client key) stays PyMySQL's.
     """
     value = cparams.get("ssl")
-    if isinstance(value, Mapping):
+    present = [key for key in _PYMYSQL_TLS_KEYWORDS if key in cparams]
+    if present:
+        if value is not None:
+            _refuse(f"ssl={{...}} together with {', '.join(present)}", "makes PyMySQL drop the "
+                    "ssl options (URL ssl_* go into ssl={...}) and build its own, unverified",
+                    "give every TLS setting the same way: all in the URL or all in connect_args")
+        cparams["ssl"] = _context_from_ssl_dict(_pymysql_keywords_as_dict(cparams, mode),
+                                                ca_bundle, mode)
+        for key in present:
+            del cparams[key]
+    elif isinstance(value, Mapping):
         merged = _ssl_dict_with_ca(value, ca_bundle)
         merged.setdefault("check_hostname", mode == "verify-full")
         merged.setdefault("verify_mode", True)
-        cparams["ssl"] = merged
-    elif isinstance(value, ssl.SSLContext):  # the user's context: theirs to configure
+        cparams["ssl"] = merged if "password" in merged else _context_from_ssl_dict(
+            _verify_dict_as_context_options(merged), ca_bundle, mode)
+    elif isinstance(value, ssl.SSLContext):  # the user's context (or ours): checked as it is
         return
     elif _wants_default(value):
-        cparams.pop("ssl", None)
-        _verify_keywords(cparams, ca_bundle, mode)
+        cparams["ssl"] = ssl_context(ca_bundle, mode)
+
+
+def _pymysql_keywords_as_dict(cparams: Mapping[str, Any], mode: str) -> dict[str, Any]:
+    """PyMySQL's ``ssl_*`` keywords as the ``ssl`` dict it would build; refuses a "no"."""
+    verify = cparams.get("ssl_verify_cert", True)
+    if verify is not True:
+        # Even where ssl_verify_identity=True would override it (PyMySQL 1.2), a "no" here
+        # is refused: PyMySQL 1.1 reads the same arguments differently.
+        _refuse(f"ssl_verify_cert={_v(verify)}", "leaves the certificate unverified (PyMySQL "
+                "reads the string 'false' as a mode it does not know)",
+                "remove it, or pass ssl_verify_cert=True in connect_args")
+    # None (a value PyMySQL reads as "no name check") is refused: a real bool or nothing.
+    identity = _strict_bool(cparams, "ssl_verify_identity", mode == "verify-full")
+    built: dict[str, Any] = {"check_hostname": identity, "verify_mode": True}
+    if cparams.get("ssl_ca") is not None:
+        built["ca"] = _roots("ssl_ca", cparams.get("ssl_ca"))
+    for key in ("cert", "key"):
+        if cparams.get(f"ssl_{key}") is not None:
+            built[key] = cparams[f"ssl_{key}"]
+    return built
+
+
+def _verify_dict_as_context_options(ssl_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """A PyMySQL ``ssl`` dict checked the way PyMySQL reads it, for ``_context_from_ssl_dict``."""
+    transport = _verify_dict(ssl_dict)  # refuses what PyMySQL would not verify
+    options = {k: v for k, v in ssl_dict.items() if k not in ("verify_mode", "check_hostname")}
+    options["check_hostname"] = transport.hostname_checked
+    return options
 
 
 def _verify_keywords(cparams: CParams, ca_bundle: str, mode: str) -> None:
@@ -882,8 +927,56 @@ _MYSQLDB_KEYWORDS = _keywords("mysqldb", _MYSQL_COMMON, {
 
 
 def _connector_prepare(cparams: CParams, ca_bundle: str, mode: str) -> None:
-    """Keywords only: it rejects ``ssl=`` and unknown arguments, and takes no ``SSLContext``."""
+    """Keywords only: it rejects ``ssl=`` and unknown arguments, and takes no ``SSLContext``.
+
+    Its pure-Python TLS context would come from ``ssl.create_default_context`` (a key log
+    under ``SSLKEYLOGFILE``): :func:`_connector_open` gives it ours instead.
+    """
     _verify_keywords(cparams, ca_bundle, mode)
+
+
+def _connector_open(dialect: Any, cargs: Sequence[Any], cparams: Mapping[str, Any]) -> Any:
+    """``mysql.connector.connect`` for the checked arguments, with our TLS context.
+
+    The C extension (``use_pure=False``, when it is installed and loads) does TLS in
+    libmysqlclient, which writes no key log: it is used as mysql-connector would. Otherwise
+    the pure-Python connection, whose socket takes the cached verifying context that
+    :func:`_connector_classify` vouched for. (Pools, failover, DNS SRV and option files,
+    which ``connect`` would handle first, are refused by the allow-list.)
+    """
+    import mysql.connector.pooling
+
+    if not cparams.get("use_pure") and getattr(mysql.connector.pooling, "CMySQLConnection", None):
+        return dialect.connect(*cargs, **cparams)
+    kwargs = {key: value for key, value in cparams.items() if key != "use_pure"}
+    return _connector_connection_class()(*cargs, **kwargs)
+
+
+@functools.lru_cache(maxsize=1)
+def _connector_connection_class() -> type[Any]:
+    """``MySQLConnection`` whose TCP socket builds its TLS context with ``tls.ssl_context``."""
+    from mysql.connector.connection import MySQLConnection
+    from mysql.connector.errors import InterfaceError
+    from mysql.connector.network import MySQLTCPSocket
+
+    class KeylogFreeSocket(MySQLTCPSocket):  # type: ignore[misc]
+        def build_ssl_context(self, ssl_ca: str | None = None, ssl_cert: str | None = None,
+                              ssl_key: str | None = None, ssl_verify_cert: bool = False,
+                              ssl_verify_identity: bool = False, tls_versions: Any = None,
+                              tls_cipher_suites: Any = None) -> ssl.SSLContext:
+            if not ssl_verify_cert or tls_versions or tls_cipher_suites:  # refused earlier
+                raise InterfaceError("sqlalchemy-rds-iam: unverified TLS options")
+            return ssl_context(ssl_ca, "verify-full" if ssl_verify_identity else "verify-ca",
+                               certfile=ssl_cert, keyfile=ssl_key)
+
+    class KeylogFreeConnection(MySQLConnection):  # type: ignore[misc]
+        def _get_connection(self) -> Any:
+            sock = super()._get_connection()
+            if type(sock) is MySQLTCPSocket:
+                sock.__class__ = KeylogFreeSocket
+            return sock
+
+    return KeylogFreeConnection
 
 
 def _connector_classify(cargs: Sequence[Any], cparams: Mapping[str, Any]) -> Transport:
@@ -1112,6 +1205,9 @@ class DriverSpec:
     :attr:`classify`)."""
     scrub: Scrub = _no_scrub
     """Overwrites the token on a connected driver connection, where the driver keeps it."""
+    connect: Connect = _dialect_connect
+    """Makes the connection from the checked arguments: ``dialect.connect`` but where the
+    driver's own way would build a TLS context of its own (mysql-connector)."""
     fixed: Mapping[str, Any] = field(default_factory=dict)
     """Arguments always set with ``setdefault`` (e.g. a cleartext-auth switch)."""
 
@@ -1138,12 +1234,13 @@ def _row(
     url_name: str, family: str, *, driver: str | None = None, is_async: bool = False,
     into: str = "password", extra: str, prepare: Prepare, classify: Classify,
     keywords: Keywords, scrub: Scrub = _no_scrub, fixed: Mapping[str, Any] | None = None,
+    connect: Connect = _dialect_connect,
 ) -> DriverSpec:
     return DriverSpec(
         name=url_name, driver=driver or url_name, family=family, is_async=is_async,
         default_port=_PORTS[family], password_key=into, extra=extra,
         prepare=prepare, classify=MemoizedClassify(_allowlisted(keywords, classify)),
-        keywords=keywords, scrub=scrub, fixed=dict(fixed or {}),
+        keywords=keywords, scrub=scrub, fixed=dict(fixed or {}), connect=connect,
     )
 
 
@@ -1170,7 +1267,7 @@ DRIVERS: Mapping[str, DriverSpec] = {
              prepare=_mysqldb_prepare, classify=_mysqldb_classify),
         _row("mysqlconnector", "mysql", extra="mysql-connector", keywords=_CONNECTOR_KEYWORDS,
              prepare=_connector_prepare, classify=_connector_classify,
-             scrub=_scrub_connector,
+             scrub=_scrub_connector, connect=_connector_open,
              fixed={"auth_plugin": "mysql_clear_password"}),
         _row("aiomysql", "mysql", is_async=True, extra="aiomysql", keywords=_AIOMYSQL_KEYWORDS,
              prepare=_aiomysql_prepare, classify=_aiomysql_classify,

@@ -191,7 +191,7 @@ class IamConnector:
         key = self.spec.password_key
         cparams[key] = token if token is not None else self.token()
         try:
-            connection = dialect.connect(*cargs, **cparams)
+            connection = self.spec.connect(dialect, cargs, cparams)
         finally:
             cparams.pop(key, None)
         self.spec.scrub(getattr(connection, "_connection", connection))

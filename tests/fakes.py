@@ -307,8 +307,8 @@ def driver_arguments(engine: Any, cparams: dict[str, Any] | None = None,
                      connector: Any = None) -> dict[str, Any]:
     """The keywords the IAM listener hands the driver for one connect, without connecting.
 
-    The listener makes the connection itself (``dialect.connect``); for the length of one
-    call that is replaced by a recorder, so offline tests see exactly what a driver would.
+    The listener makes the connection itself (``DriverSpec.connect``, mostly
+    ``dialect.connect``); for the length of one call that is replaced by a recorder, so offline tests see exactly what a driver would.
     ``connector``: a listener of the test's own, instead of the engine's.
     """
     import sqlalchemy_rds_iam
@@ -322,12 +322,15 @@ def driver_arguments(engine: Any, cparams: dict[str, Any] | None = None,
         seen.update(kwargs)
         return object()
 
-    real = sync.dialect.connect
-    sync.dialect.connect = record
+    import dataclasses
+
+    listener = connector or sqlalchemy_rds_iam.connector(engine)
+    real = listener.spec
+    listener.spec = dataclasses.replace(real, connect=lambda _d, a, kw: record(*a, **kw))
     try:
-        (connector or sqlalchemy_rds_iam.connector(engine))(sync.dialect, None, [], cparams)
+        listener(sync.dialect, None, [], cparams)
     finally:
-        sync.dialect.connect = real
+        listener.spec = real
     return seen
 
 
