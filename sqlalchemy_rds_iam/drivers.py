@@ -488,16 +488,59 @@ _LIBPQ_MODES = {"verify-full": True, "verify-ca": False}
 LIBPQ_PLAINTEXT_MODES = frozenset({"disable", "allow", "prefer"})
 
 
-def _libpq_prepare(cparams: CParams, ca_bundle: str, mode: str) -> None:
-    """``sslmode`` + ``sslrootcert`` + ``gssencmode=disable``, always explicit.
+def _libpq_prepare_with(libpq_version: Callable[[], int]) -> Prepare:
+    """The libpq rows' ``prepare``, for a driver whose libpq reports this version."""
 
-    Set so PGSSLMODE or a service file cannot weaken them. ``gssencmode``: libpq uses
-    GSSAPI encryption *instead of* TLS whenever a Kerberos ticket allows it, whatever
-    ``sslmode`` says; the server would then never be checked against the CA.
-    """
-    cparams.setdefault("sslmode", mode)
-    cparams.setdefault("sslrootcert", ca_bundle)
-    cparams.setdefault("gssencmode", "disable")
+    def prepare(cparams: CParams, ca_bundle: str, mode: str) -> None:
+        """``sslmode`` + ``sslrootcert`` + ``gssencmode=disable``, always explicit.
+
+        Set so PGSSLMODE or a service file (``PGSERVICE``) cannot weaken them: libpq takes
+        a service file's value only for a keyword not given. ``gssencmode``: libpq uses
+        GSSAPI encryption *instead of* TLS whenever a Kerberos ticket allows it, whatever
+        ``sslmode`` says. ``hostaddr=''``: else ``PGHOSTADDR`` (or a service file) makes
+        libpq dial that address, not the host. ``sslkeylogfile=''`` (libpq 18+): else a
+        service file can make libpq write the TLS secrets to a file.
+        """
+        cparams.setdefault("sslmode", mode)
+        cparams.setdefault("sslrootcert", ca_bundle)
+        cparams.setdefault("gssencmode", "disable")
+        cparams.setdefault("hostaddr", "")
+        if "sslkeylogfile" not in cparams and libpq_version() >= 180000:
+            cparams["sslkeylogfile"] = ""
+
+    return prepare
+
+
+@functools.lru_cache(maxsize=1)
+def _psycopg2_libpq() -> int:
+    """psycopg2's libpq version; 0 without psycopg2 (the CLI checks URLs without drivers)."""
+    try:
+        import psycopg2.extensions
+    except ImportError:
+        return 0
+    return int(psycopg2.extensions.libpq_version())
+
+
+@functools.lru_cache(maxsize=1)
+def _psycopg_libpq() -> int:
+    """psycopg's libpq version; 0 without psycopg."""
+    try:
+        import psycopg
+    except ImportError:
+        return 0
+    return int(psycopg.pq.version())
+
+
+def _empty_only(why: str, fix: str) -> Check:
+    """A value check: only ``''`` (the "not given" the plugin sets), else refused."""
+
+    def check(key: str, value: Any) -> None:
+        if value is None or value == "":
+            return
+        raise InsecureConnectionError(
+            f"refusing to send an IAM token: {key}={_v(value)} {why}; {fix}")
+
+    return check
 
 
 def _libpq_classify(cargs: Sequence[Any], cparams: Mapping[str, Any]) -> Transport:
@@ -551,16 +594,18 @@ _LIBPQ_KEYWORDS = {
     "gssdelegation": _one_of(0),
     "requiressl": ("is obsolete and overrides sslmode in old libpq",
                    "remove it (the plugin sets sslmode=verify-full)"),
-    "hostaddr": ("makes libpq dial this address instead of the host the IAM token is signed "
-                 "for", "put the address in the URL as the host (user@ADDRESS:PORT/db) and add "
-                 "iam_host=<the name the token and certificate are for>"),
+    "hostaddr": _empty_only(
+        "makes libpq dial this address instead of the host the IAM token is signed for",
+        "put the address in the URL as the host (user@ADDRESS:PORT/db) and add "
+        "iam_host=<the name the token and certificate are for>"),
     "service": ("makes libpq read host, port and TLS settings from a service file this check "
                 "cannot see", "give the settings in the URL or connect_args"),
     "servicefile": ("names a service file this check cannot see",
                     "give the settings in the URL or connect_args"),
     "passfile": _SECOND_PASSWORD,
-    "sslkeylogfile": ("writes the TLS session secrets to a file, from which anyone who can "
-                      "read it decrypts the token off a capture", "remove it"),
+    "sslkeylogfile": _empty_only("writes the TLS session secrets to a file, from which anyone "
+                                 "who can read it decrypts the token off a capture",
+                                 "remove it"),
     "sslsni": ("changes the TLS handshake (RDS Proxy routes by the SNI name)", "remove it"),
     "requirepeer": ("applies to Unix sockets only, which IAM logins never use", "remove it"),
     "dsn": _MOVES, "conninfo": _MOVES,
@@ -815,7 +860,8 @@ def _pymysql_classify(cargs: Sequence[Any], cparams: Mapping[str, Any]) -> Trans
 #: the ``ssl`` dict from URL ``ssl_*``, ``client_flag`` with FOUND_ROWS, coerced types).
 _MYSQL_COMMON = {
     **_PLACED, "password": OURS,
-    **dict.fromkeys(("ssl", "unix_socket", "read_default_file", "read_default_group"), CHECKED),
+    **dict.fromkeys(("ssl", "read_default_file", "read_default_group"), CHECKED),
+    "unix_socket": _SOCKET,
     **dict.fromkeys(("db", "charset", "sql_mode", "conv", "use_unicode", "client_flag",
                      "init_command", "connect_timeout", "autocommit", "local_infile"), HARMLESS),
 }
@@ -1248,12 +1294,12 @@ DRIVERS: Mapping[str, DriverSpec] = {
     spec.name: spec
     for spec in (
         _row("psycopg2", "postgresql", extra="postgresql", keywords=_PSYCOPG2_KEYWORDS,
-             prepare=_libpq_prepare, classify=_libpq_classify),
+             prepare=_libpq_prepare_with(_psycopg2_libpq), classify=_libpq_classify),
         _row("psycopg", "postgresql", extra="psycopg", keywords=_PSYCOPG_KEYWORDS,
-             prepare=_libpq_prepare, classify=_libpq_classify),
+             prepare=_libpq_prepare_with(_psycopg_libpq), classify=_libpq_classify),
         _row("psycopg_async", "postgresql", driver="psycopg", is_async=True, extra="psycopg",
              keywords=_keywords("psycopg_async", _PSYCOPG_KEYWORDS.rules),
-             prepare=_libpq_prepare, classify=_libpq_classify),
+             prepare=_libpq_prepare_with(_psycopg_libpq), classify=_libpq_classify),
         _row("pg8000", "postgresql", extra="pg8000", keywords=_PG8000_KEYWORDS,
              prepare=_pg8000_prepare, classify=_pg8000_classify,
              scrub=_scrub_attrs("password")),

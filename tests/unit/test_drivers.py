@@ -62,10 +62,19 @@ def prepared(engine: sa.Engine, connect_args: dict[str, Any] | None = None) -> d
 def expected_tls(name: str, ca: str, mode: str) -> dict[str, Any]:
     """What each driver gets by default: the facts of the table, written out by hand."""
     full = mode == "verify-full"
+    import psycopg
+    import psycopg2.extensions
+
+    def libpq(version: int) -> dict[str, Any]:
+        # hostaddr='': PGHOSTADDR cannot move libpq; sslkeylogfile='' (libpq 18+): nor can a
+        # service file turn on a key log.
+        base = {"sslmode": mode, "sslrootcert": ca, "gssencmode": "disable", "hostaddr": ""}
+        return {**base, "sslkeylogfile": ""} if version >= 180000 else base
+
     table: dict[str, dict[str, Any]] = {
-        "psycopg2": {"sslmode": mode, "sslrootcert": ca, "gssencmode": "disable"},
-        "psycopg": {"sslmode": mode, "sslrootcert": ca, "gssencmode": "disable"},
-        "psycopg_async": {"sslmode": mode, "sslrootcert": ca, "gssencmode": "disable"},
+        "psycopg2": libpq(psycopg2.extensions.libpq_version()),
+        "psycopg": libpq(psycopg.pq.version()),
+        "psycopg_async": libpq(psycopg.pq.version()),
         "pg8000": {"ssl_context": ssl_context(ca, mode)},
         "asyncpg": {"ssl": ssl_context(ca, mode)},
         "pymysql": {"ssl": ssl_context(ca, mode)},  # not PyMySQL's own: it logs keys
