@@ -126,6 +126,9 @@ def place(cparams: CParams, address: tuple[str, int], user: str) -> None:
     out of it.
     """
     host, port = address
+    get = cparams.get
+    if get("host") is host and get("port") is port and get("user") is user:
+        return  # what the last connect set (SQLAlchemy hands every connect the same dict)
     given = cparams.get("host", host)
     if given != host:
         raise InsecureConnectionError(
@@ -1005,17 +1008,18 @@ def _connector_connection_class() -> type[Any]:
     from mysql.connector.errors import InterfaceError
     from mysql.connector.network import MySQLTCPSocket
 
-    class KeylogFreeSocket(MySQLTCPSocket):  # type: ignore[misc]
+    class KeylogFreeSocket(MySQLTCPSocket):
         def build_ssl_context(self, ssl_ca: str | None = None, ssl_cert: str | None = None,
-                              ssl_key: str | None = None, ssl_verify_cert: bool = False,
-                              ssl_verify_identity: bool = False, tls_versions: Any = None,
+                              ssl_key: str | None = None, ssl_verify_cert: bool | None = False,
+                              ssl_verify_identity: bool | None = False,
+                              tls_versions: Any = None,
                               tls_cipher_suites: Any = None) -> ssl.SSLContext:
             if not ssl_verify_cert or tls_versions or tls_cipher_suites:  # refused earlier
                 raise InterfaceError("sqlalchemy-rds-iam: unverified TLS options")
             return ssl_context(ssl_ca, "verify-full" if ssl_verify_identity else "verify-ca",
                                certfile=ssl_cert, keyfile=ssl_key)
 
-    class KeylogFreeConnection(MySQLConnection):  # type: ignore[misc]
+    class KeylogFreeConnection(MySQLConnection):
         def _get_connection(self) -> Any:
             sock = super()._get_connection()
             if type(sock) is MySQLTCPSocket:
@@ -1213,8 +1217,8 @@ _ASYNCMY_KEYWORDS = _keywords("asyncmy", _MYSQL_COMMON, _PYMYSQL_FAMILY, {
     "sock": ("is a socket opened elsewhere, whose TLS cannot be checked", "remove it"),
     "password_creator": ("computes a password in place of the IAM token", "remove it"),
     "auth_plugin_map": _AUTH_PLUGIN_MAP,
-    **dict.fromkeys(("database", "cursor_cls", "max_allowed_packet", "read_timeout", "binary_prefix",
-                     "echo", "query_callback", "stmt_cache_size"), HARMLESS),
+    **dict.fromkeys(("database", "cursor_cls", "max_allowed_packet", "read_timeout",
+                     "binary_prefix", "echo", "query_callback", "stmt_cache_size"), HARMLESS),
     **_ASYNC_CREATOR,
 })
 
@@ -1309,7 +1313,8 @@ DRIVERS: Mapping[str, DriverSpec] = {
              prepare=_pymysql_prepare, classify=_pymysql_classify,
              scrub=_scrub_attrs("password")),
         # MySQLdb: ``passwd`` overrides ``password`` when both are given, so it is the one to set.
-        _row("mysqldb", "mysql", into="passwd", extra="mysqlclient", keywords=_MYSQLDB_KEYWORDS,
+        _row("mysqldb", "mysql", into="passwd", extra="mysqlclient",
+             keywords=_MYSQLDB_KEYWORDS,
              prepare=_mysqldb_prepare, classify=_mysqldb_classify),
         _row("mysqlconnector", "mysql", extra="mysql-connector", keywords=_CONNECTOR_KEYWORDS,
              prepare=_connector_prepare, classify=_connector_classify,

@@ -24,7 +24,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-import sqlalchemy_rds_iam
 from sqlalchemy_rds_iam import InsecureConnectionError
 from sqlalchemy_rds_iam import tls as tls_module
 from sqlalchemy_rds_iam.drivers import DRIVERS
@@ -184,7 +183,7 @@ def _libpq18() -> bool:
 def test_sslkeylogfile_keyword_is_refused(tmp_path: Path, rds_iam_emulator: EmulatorInfo) -> None:
     server = rds_iam_emulator.postgresql
     for driver in ("psycopg2", "psycopg"):
-        with pytest.raises(InsecureConnectionError, match="sslkeylogfile=.*TLS session secrets"):
+        with pytest.raises(InsecureConnectionError, match=r"sslkeylogfile=.*TLS session secrets"):
             sa.create_engine(url_for(server, driver, sslkeylogfile=str(tmp_path / "k.log")))
 
 

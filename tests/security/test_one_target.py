@@ -155,7 +155,7 @@ def test_another_user_is_refused(driver: str, pki: Pki,
                                  servers: dict[str, dict[str, RecordingServer]]) -> None:
     """The token is signed for the URL's user: ``?user=`` naming another is refused."""
     home = servers[DRIVERS[driver].family]["home"]
-    with pytest.raises(InsecureConnectionError, match="user=admin .*signed for"):
+    with pytest.raises(InsecureConnectionError, match=r"user=admin .*signed for"):
         connect(driver, url_for(driver, home.port, str(pki.ca), "user=admin"))
     assert home.take() == b""
 
