@@ -45,6 +45,7 @@ from typing import Any, NoReturn
 
 from .errors import ConfigurationError, InsecureConnectionError, UnsupportedDriverError
 from .memo import MemoizedClassify
+from .scrub import MASK, is_secret_key
 from .tls import ContextCheck, bundle_problem, context_problem, ssl_context
 
 __all__ = [
@@ -192,8 +193,10 @@ class Keywords:
                 if cparams[key] is None:  # what the driver takes for "not given"
                     continue
                 why, fix = rule
+                secret = is_secret_key(key) or "passwd" in key  # passwd=, oauth_client_secret=
+                shown = MASK if secret else _v(cparams[key])
                 raise InsecureConnectionError(
-                    f"refusing to send an IAM token: {key}={_v(cparams[key])} {why}; {fix}")
+                    f"refusing to send an IAM token: {key}={shown} {why}; {fix}")
             if callable(rule):
                 rule(key, cparams[key])
 

@@ -221,6 +221,15 @@ def test_the_page_names_every_refused_keyword() -> None:
                 assert f"`{stem}" in page or f"`{key.split('_')[0]}_*" in page, (spec.name, key)
 
 
+@pytest.mark.parametrize(("driver", "key"), [("pymysql", "passwd"), ("mysqldb", "password"),
+                                             ("psycopg2", "oauth_client_secret"),
+                                             ("mysqlconnector", "password2")])
+def test_a_refused_secret_is_not_quoted(driver: str, key: str) -> None:
+    with pytest.raises(InsecureConnectionError) as caught:
+        make_engine(rds_url(driver), connect_args={key: "hunter2-secret"})
+    assert "hunter2" not in str(caught.value) and f"{key}=REDACTED" in str(caught.value)
+
+
 def test_rules_are_one_of_the_kinds() -> None:
     for spec in DRIVERS.values():
         for key, rule in spec.keywords.rules.items():
