@@ -157,7 +157,7 @@ def place(cparams: CParams, address: tuple[str, int], user: str) -> None:
 HARMLESS = "harmless"
 """A keyword that cannot change where or how securely the driver connects (not read)."""
 CHECKED = "checked"
-"""A keyword the row's classification reads and checks (TLS, transport)."""
+"""A TLS or transport keyword the row's ``prepare``/``classify`` reads and checks."""
 PLACED = "placed"
 """``host``, ``port``, ``user``: set from the target by :func:`place`."""
 OURS = "ours"
@@ -694,7 +694,8 @@ def _asyncpg_classify(cargs: Sequence[Any], cparams: Mapping[str, Any]) -> Trans
 #: record_class, server_settings, target_session_attrs, krbsrvname, gsslib)``, plus
 #: SQLAlchemy's ``prepared_statement_cache_size`` and ``prepared_statement_name_func``.
 _ASYNCPG_KEYWORDS = _keywords("asyncpg", _PLACED, {
-    "password": OURS, "ssl": CHECKED, "direct_tls": CHECKED,
+    "password": OURS, "ssl": CHECKED,
+    "direct_tls": HARMLESS,  # TLS from the first byte, with the same (checked) context
     "sslmode": ("is not an asyncpg argument (it takes ssl=)",
                 "use ssl=verify-full / verify-ca, or omit it"),
     "dsn": _MOVES, "passfile": _SECOND_PASSWORD,
