@@ -19,7 +19,7 @@ from typing import Any, TypedDict
 
 from .endpoints import is_region
 from .errors import ConfigurationError
-from .tls import TLS_MODES, TlsMode
+from .tls import TLS_MODES, TlsMode, client_context
 
 __all__ = [
     "OPTION_NAMES",
@@ -144,7 +144,7 @@ def _ca_bundle(value: object) -> str:
         raise ConfigurationError("option 'iam_ca_bundle' contains a NUL character")
     try:
         # Loading is the check that matters: readable, and PEM certificates in it.
-        ssl.create_default_context(cafile=path)
+        client_context().load_verify_locations(cafile=path)  # no SSLKEYLOGFILE file
     except ssl.SSLError:
         raise ConfigurationError(
             f"option 'iam_ca_bundle': {path!r} holds no PEM certificate; "

@@ -22,7 +22,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, CreateEnginePlugin, Dialect, Engine
 
 from .credentials import CredentialSource, source_for
-from .drivers import DriverSpec, Transport
+from .drivers import DriverSpec, Transport, place
 from .endpoints import Endpoint
 from .errors import ConfigurationError, InsecureConnectionError, RegionError
 from .options import (
@@ -109,6 +109,7 @@ class IamConnector:
         Table-driven (``drivers.DRIVERS``); idempotent on the dict SQLAlchemy reuses.
         Raises :class:`InsecureConnectionError` unless the token would go over verified TLS.
         """
+        place(cparams, self.target.address, self.target.user)  # dial what the token is for
         self.spec.prepare(cparams, self.ca_bundle, self.tls_mode)
         for name, value in self.spec.fixed.items():
             cparams.setdefault(name, value)
@@ -194,7 +195,7 @@ class IamConnector:
         key = self.spec.password_key
         cparams[key] = token if token is not None else self.token()
         try:
-            connection = dialect.connect(*cargs, **cparams)
+            connection = self.spec.connect(dialect, cargs, cparams)
         finally:
             cparams.pop(key, None)
         self.spec.scrub(getattr(connection, "_connection", connection))

@@ -158,7 +158,7 @@ def engine_cparams(url: str) -> dict[str, object]:
 def test_engines_default_to_their_endpoints_store(host: str, store: str) -> None:
     region = "&aws_region=us-east-1" if store == COMBINED else ""
     for url in (f"postgresql+psycopg2://u@{host}/db?plugin=rds_iam{region}",
-                f"mysql+pymysql://u@{host}/db?plugin=rds_iam{region}"):
+                f"mysql+mysqlconnector://u@{host}/db?plugin=rds_iam{region}"):  # ssl_ca=
         if "dsql" in host and url.startswith("mysql"):
             continue
         cparams = engine_cparams(url)
