@@ -34,6 +34,7 @@ from typing import Any
 
 from sqlalchemy_rds_iam.testing import launch, pam, servers, wiring
 from sqlalchemy_rds_iam.testing.errors import EmulatorError, EmulatorNeedsRootError
+from sqlalchemy_rds_iam.testing.extra import require_testing_extra
 from sqlalchemy_rds_iam.testing.identities import make_identities, reconfigure, session_token
 from sqlalchemy_rds_iam.testing.info import EmulatorInfo, Identity
 from sqlalchemy_rds_iam.testing.state import StateFile
@@ -181,6 +182,7 @@ class Emulator:
             info = self.status()
             started = info is None
             if info is None:
+                require_testing_extra()
                 self._refuse_foreign()
                 launch.teardown(self)
                 try:

@@ -79,6 +79,7 @@ def rds_iam_emulator(request: pytest.FixtureRequest) -> Iterator[EmulatorInfo]:
     """The running emulator: reused if alive, else started (and then stopped at the end)."""
     from sqlalchemy_rds_iam.testing.emulator import Emulator
     from sqlalchemy_rds_iam.testing.errors import ServerBinariesMissingError
+    from sqlalchemy_rds_iam.testing.extra import MissingTestingExtraError
 
     servers = request.config.getoption("--rds-iam-servers")
     emulator = Emulator(
@@ -91,6 +92,8 @@ def rds_iam_emulator(request: pytest.FixtureRequest) -> Iterator[EmulatorInfo]:
         info, started = emulator.ensure_started(keep=keep)
     except ServerBinariesMissingError as exc:
         pytest.skip(f"RDS IAM emulator unavailable: {exc}")
+    except MissingTestingExtraError as exc:  # one line and exit 1, not an error per test
+        pytest.exit(str(exc), returncode=1)
     # A lease: another session that reuses this emulator keeps it alive past our end.
     emulator.acquire()
     try:
