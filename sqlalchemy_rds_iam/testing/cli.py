@@ -210,11 +210,18 @@ def _fail(exc: EmulatorError) -> int:
 
 def _start(args: argparse.Namespace) -> int:
     try:
-        info, started = _emulator(args).ensure_started()
+        emulator = _emulator(args)
+        info, started = emulator.ensure_started()
     except EmulatorError as exc:
         return _fail(exc)
     for name, why in info.skipped.items():
         print(f"note: without {name}: {why}", file=sys.stderr)
+    if emulator.link is not None:
+        print(
+            f"note: {emulator.link} links to {emulator.state_dir}: the servers' accounts "
+            "cannot enter a directory above it",
+            file=sys.stderr,
+        )
     if args.json:
         print(info.to_json())
     else:
