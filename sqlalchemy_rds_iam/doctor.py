@@ -157,7 +157,7 @@ def _check_names(text: str) -> None:
     import sqlalchemy as sa
     from sqlalchemy.dialects import plugins
 
-    from .missing import close_names, driver_problem
+    from .missing import MISSPELT_PLUGIN_NAMES, close_names, driver_problem
     from .target import plain_url
 
     try:
@@ -169,6 +169,8 @@ def _check_names(text: str) -> None:
         if name == "rds_iam":
             continue
         try:
+            if name in MISSPELT_PLUGIN_NAMES:  # loadable, only to refuse in create_engine
+                raise sa.exc.NoSuchModuleError(name)
             plugins.load(name)
         except sa.exc.NoSuchModuleError:
             guesses = close_names(name, ["rds_iam"])

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .drivers import DRIVERS, driver_for
 from .errors import ConfigurationError, UnsupportedDriverError
@@ -22,7 +22,15 @@ from .errors import ConfigurationError, UnsupportedDriverError
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
-__all__ = ["DRIVER_MODULES", "DriverProblem", "close_names", "driver_problem", "require_driver"]
+__all__ = [
+    "DRIVER_MODULES",
+    "MISSPELT_PLUGIN_NAMES",
+    "DriverProblem",
+    "MisspeltPlugin",
+    "close_names",
+    "driver_problem",
+    "require_driver",
+]
 
 #: The modules each driver row imports (its DBAPI; greenlet for SQLAlchemy's async engines),
 #: all installed by the row's extra. A test checks that every row of ``DRIVERS`` is here.
@@ -136,3 +144,22 @@ def require_driver(url: URL, *, is_async: bool = False) -> None:
     problem = driver_problem(url, is_async=is_async)
     if problem is not None:
         raise problem.error(str(problem))
+
+
+#: ``plugin=`` names registered (entry points ``sqlalchemy.plugins``) only to say the right
+#: one: SQLAlchemy's own answer to an unknown plugin is "Can't load plugin: ...:rds-iam".
+MISSPELT_PLUGIN_NAMES = ("rds-iam", "rdsiam")
+
+
+class MisspeltPlugin:
+    """What ``?plugin=rds-iam`` loads: a :class:`ConfigurationError` naming ``rds_iam``."""
+
+    def __init__(self, url: URL, kwargs: dict[str, Any]) -> None:
+        names = url.query.get("plugin", ())
+        given = [n for n in ((names,) if isinstance(names, str) else names) if n != "rds_iam"]
+        given += [n for n in kwargs.get("plugins", ()) if n != "rds_iam"]
+        shown = given[0] if given else MISSPELT_PLUGIN_NAMES[0]
+        raise ConfigurationError(
+            f"there is no SQLAlchemy plugin {shown!r}: did you mean plugin=rds_iam (with an "
+            "underscore)?"
+        )

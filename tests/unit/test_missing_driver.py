@@ -107,3 +107,19 @@ def test_a_driver_that_is_installed_passes() -> None:
 def test_an_unrelated_name_lists_the_supported_drivers() -> None:
     problem = driver_problem(sa.make_url("nosuchdb+thing://x@h/d"))
     assert problem is not None and "postgresql+psycopg2" in problem.fix
+
+
+@pytest.mark.parametrize("name", ["rds-iam", "rdsiam"])
+def test_a_misspelt_plugin_name_says_the_right_one(name: str) -> None:
+    """Without the misspelling registered, SQLAlchemy says only "Can't load plugin"."""
+    with pytest.raises(ConfigurationError, match=re.escape(
+        f"no SQLAlchemy plugin {name!r}: did you mean plugin=rds_iam"
+    )):
+        sa.create_engine(f"postgresql+psycopg2://iamuser@{RDS}/app?plugin={name}")
+    with pytest.raises(ConfigurationError, match="did you mean plugin=rds_iam"):
+        sa.create_engine(f"postgresql+psycopg2://iamuser@{RDS}/app", plugins=[name])
+
+
+def test_control_an_unregistered_misspelling_is_sqlalchemys_bare_error() -> None:
+    with pytest.raises(sa.exc.NoSuchModuleError, match="Can't load plugin"):
+        sa.create_engine(f"postgresql+psycopg2://iamuser@{RDS}/app?plugin=rds_iamm")
