@@ -9,8 +9,9 @@
 Tests skip only when server programs are not installed: a test that uses a server this
 machine lacks (``info.pgbouncer``, ``info.servers["mysql"]``) is skipped with the Debian
 package to install; anything else (not root, a server that fails to start) is an error, so
-that CI never passes by skipping. Loading this plugin is cheap: it imports nothing heavy
-until a fixture is used.
+that CI never passes by skipping. Without the ``[testing]`` extra (no ``cryptography``) the
+session stops with one line naming it (exit status 1). Loading this plugin is cheap: it
+imports nothing heavy until a fixture is used.
 """
 
 from __future__ import annotations
