@@ -46,6 +46,8 @@ def env_lines(info: EmulatorInfo, identity: str = "primary") -> list[str]:
         f"# sqlalchemy-rds-iam emulator in {info.state_dir!r}: a throwaway identity, "
         "not AWS credentials"
     ]
+    # a URL variable that is missing says why (one line each: a comment must not end early)
+    lines += [f"# without {name}: {' '.join(why.split())}" for name, why in info.skipped.items()]
     if cleared:
         lines.append("unset " + " ".join(cleared))
     lines += [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
