@@ -12,6 +12,7 @@ same function. ``difflib`` is imported only on the error path.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,8 @@ class DriverProblem:
 
 
 def _installed(module: str) -> bool:
+    if sys.modules.get(module) is not None:  # imported already: skip the path search
+        return True
     try:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):  # a missing parent package; a blocked or odd module
