@@ -13,7 +13,18 @@ import pytest
 
 from sqlalchemy_rds_iam.testing.extra import INSTALL_TESTING
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the emulator's start needs root")
+
+def _why_not() -> str | None:
+    from sqlalchemy_rds_iam.testing.servers import find_binaries
+
+    if os.geteuid() != 0:
+        return "the emulator's start needs root"
+    if not find_binaries().available:
+        return "no server of the emulator is installed (its own message comes first)"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_why_not() is not None, reason=str(_why_not()))
 
 # An environment without cryptography: a meta path finder that refuses to find it.
 BLOCK = textwrap.dedent("""
