@@ -20,13 +20,14 @@ CLI = str(Path(sys.executable).with_name("sqlalchemy-rds-iam"))
         (["ca", "path"], SIGPIPE_EXIT),
         (["emulator", "status", "--state-dir", "/nonexistent/emulator"], SIGPIPE_EXIT),
         (["emulator", "env", "--state-dir", "/nonexistent/emulator"], 1),  # error: stderr
-        # argparse writes help and version itself and ignores a failed write: exit 0
-        (["--help"], 0),
-        (["--version"], 0),
-        (["emulator", "--help"], 0),
+        # argparse writes help and version itself; Python 3.11 ignores the failed write
+        # there (exit 0), 3.10 lets it reach the guard (141): quiet either way
+        (["--help"], None),
+        (["--version"], None),
+        (["emulator", "--help"], None),
     ],
 )
-def test_a_closed_stdout_ends_the_command_quietly(argv: list[str], code: int) -> None:
+def test_a_closed_stdout_ends_the_command_quietly(argv: list[str], code: int | None) -> None:
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before the first write: EPIPE, every time
     try:
@@ -34,7 +35,7 @@ def test_a_closed_stdout_ends_the_command_quietly(argv: list[str], code: int) ->
                               text=True, timeout=60)
     finally:
         os.close(write_end)
-    assert proc.returncode == code
+    assert proc.returncode == code or (code is None and proc.returncode in (0, SIGPIPE_EXIT))
     if code == 1:
         assert proc.stderr.count("\n") == 1 and "no emulator runs" in proc.stderr
     else:
