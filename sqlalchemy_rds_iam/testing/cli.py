@@ -27,9 +27,10 @@ _DESCRIPTION = """\
 A local stand-in for Amazon RDS IAM authentication: private PostgreSQL, MariaDB and PgBouncer
 servers (TLS from a throwaway CA) that accept only valid IAM tokens, checked by a verifier that
 recomputes the SigV4 signature against throwaway AWS identities (and your own, --identity).
-Needs root (it writes /etc/pam.d) and the Debian packages of the servers it runs (postgresql,
-mariadb-server, pgbouncer), plus gcc and libpam0g-dev to build its PAM module. The machine's
-own database services are never touched."""
+Needs the [testing] extra (pip install 'sqlalchemy-rds-iam[testing]'), root (it writes
+/etc/pam.d) and the Debian packages of the servers it runs (postgresql, mariadb-server,
+pgbouncer), plus gcc and libpam0g-dev to build its PAM module. The machine's own database
+services are never touched. Try it: start, then eval "$(sqlalchemy-rds-iam emulator env)"."""
 
 _STATE_HELP = f"state directory of the emulator (default: ${STATE_DIR_ENV} or {DEFAULT_STATE_DIR})"
 
