@@ -123,19 +123,21 @@ def driver_problem(url: URL, *, is_async: bool = False) -> DriverProblem | None:
     if not missing:
         return None
     install = f"pip install 'sqlalchemy-rds-iam[{spec.extra}]'"
-    what = f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed"
+    modules = ", ".join(missing)
+    which = "which is" if len(missing) == 1 else "which are"
     if "+" in url.drivername:
-        return DriverProblem(f"{url.drivername}:// needs {what}", install)
+        return DriverProblem(f"{url.drivername}:// needs {modules}, {which} not installed", install)
     import sqlalchemy
 
+    backend = url.get_backend_name()  # postgresql, mysql or mariadb
     detail = (
-        f"{url.drivername}:// without a driver means {spec.url_prefix}:// on SQLAlchemy "
-        f"{sqlalchemy.__version__}, and {what}"
+        f"{url.drivername}:// without a driver means {backend}+{spec.name}:// on SQLAlchemy "
+        f"{sqlalchemy.__version__}, and {modules} is not installed"
     )
     instead, extra = _NAMED_INSTEAD.get(spec.family, (spec.name, spec.extra))
     if instead != spec.name:
         install += (
-            f", or name the driver you have, e.g. {spec.family}+{instead}:// "
+            f", or name the driver you have, e.g. {backend}+{instead}:// "
             f"(pip install 'sqlalchemy-rds-iam[{extra}]')"
         )
     return DriverProblem(detail, install)

@@ -104,5 +104,5 @@ def test_doctor_names_the_extra_of_a_missing_driver(monkeypatch: pytest.MonkeyPa
     monkeypatch.setitem(sys.modules, "pymysql", None)
     (step,) = _run(f"{MY}?plugin=rds_iam")
     assert (step.name, step.exit_code) == ("options", 2)
-    assert "pymysql is not installed" in step.detail
+    assert "needs pymysql, which is not installed" in step.detail
     assert step.fix == "pip install 'sqlalchemy-rds-iam[mysql]'"

@@ -123,3 +123,15 @@ def test_a_misspelt_plugin_name_says_the_right_one(name: str) -> None:
 def test_control_an_unregistered_misspelling_is_sqlalchemys_bare_error() -> None:
     with pytest.raises(sa.exc.NoSuchModuleError, match="Can't load plugin"):
         sa.create_engine(f"postgresql+psycopg2://iamuser@{RDS}/app?plugin=rds_iamm")
+
+
+def test_a_plain_mariadb_url_names_mariadb_drivers(monkeypatch: pytest.MonkeyPatch) -> None:
+    default = sa.make_url("mariadb://").get_dialect().driver  # mysqldb
+    module = DRIVER_MODULES[default][0]
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(ConfigurationError) as caught:
+        sa.create_engine(f"mariadb://iamuser@{RDS}/app?plugin=rds_iam")
+    message = str(caught.value)
+    assert f"mariadb:// without a driver means mariadb+{default}://" in message
+    assert f"{module} is not installed" in message
+    assert "mariadb+pymysql://" in message and "[mysql]" in message
