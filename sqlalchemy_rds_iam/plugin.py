@@ -35,6 +35,7 @@ from .options import (
     unknown_options_error,
 )
 from .refusals import add_note, login_refused
+from .scrub import mask_query, scrub_exception
 from .target import Target, resolve_target, without_options
 from .tokens import SignedToken, TokenCache, TokenKey, sign_token
 
@@ -90,8 +91,8 @@ class IamConnector:
         self._skipped: set[int] = set()
         self._listeners_seen = -1  # how many do_connect listeners the last check saw
         self._url, self._options = url, options
-        self._signed: tuple[str, float, str] | None = None
-        """(token, when it was signed, access key id) of the last signing, for the note."""
+        self._last_signing: tuple[float, str] | None = None
+        """(when, access key id) of the last signing, for the note: the token is not kept."""
         # Refuse an unverified setup now, at create_engine/attach, not at first connect.
         preview = dict(dialect.create_connect_args(url)[1])
         preview.update(connect_args or {})
@@ -134,7 +135,7 @@ class IamConnector:
     def _sign(self) -> SignedToken:
         credentials = self.source.frozen()
         token = sign_token(self.key(), credentials)
-        self._signed = (token, self.cache.clock(), credentials.access_key)
+        self._last_signing = (self.cache.clock(), credentials.access_key)
         return SignedToken(token, credentials.access_key, credentials.expiry)
 
     def _token_blocking(self) -> str:
@@ -158,8 +159,11 @@ class IamConnector:
 
                 from sqlalchemy.util import await_only
 
-                token: str = await_only(asyncio.to_thread(self._token_blocking))
-                return token
+                # Handed back in a list, not as the awaited value: SQLAlchemy's greenlet_spawn
+                # keeps the last awaited value in a local that a failed connect's traceback shows.
+                box: list[str] = []
+                await_only(asyncio.to_thread(lambda: box.append(self._token_blocking())))
+                return box.pop()
         return self._token_blocking()
 
     def on_error(self, context: Any) -> None:
@@ -232,11 +236,12 @@ class IamConnector:
         if self.region and "aws_region" not in query:
             query["aws_region"] = self.region
         url = url.update_query_dict({"plugin": "rds_iam", **query})
+        url = url.set(query=mask_query(url.query))  # sslpassword=, aws_external_id=...
         return f"sqlalchemy-rds-iam doctor {shlex.quote(url.render_as_string(False))}"
 
     def _explain(self, exc: BaseException, *, retried: bool) -> None:
         key = self._key
-        _, signed_at, access_key = self._signed or ("", None, "unknown")
+        signed_at, access_key = self._last_signing or (None, "unknown")
         age = f"{self.cache.clock() - signed_at:.0f} s" if signed_at is not None else "unknown"
         note = (
             f"sqlalchemy-rds-iam: the server refused the IAM token signed for user "
@@ -254,9 +259,17 @@ class IamConnector:
     def __call__(
         self, dialect: Dialect, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]
     ) -> Any:
-        """SQLAlchemy's ``do_connect``: returning the connection ends the listener chain."""
+        """SQLAlchemy's ``do_connect``: returning the connection ends the listener chain.
+
+        A failure leaves with its finished frames cleared (``scrub.scrub_exception``): this
+        frame is the outermost of ours, so the token is in none of its locals.
+        """
         self._warn_skipped_listeners(dialect)
-        return self.connect(dialect, cargs, cparams)
+        try:
+            return self.connect(dialect, cargs, cparams)
+        except BaseException as exc:
+            scrub_exception(exc)
+            raise
 
     def _warn_skipped_listeners(self, dialect: Dialect) -> None:
         """Say once per listener that a ``do_connect`` listener added after ours never runs.

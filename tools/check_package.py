@@ -5,7 +5,7 @@ Run by ``make package`` (part of ``make test``). Checks, in the fresh environmen
 the ``rds_iam`` entry point is what ``create_engine`` finds; every ``*.pem`` of the source
 ``data`` directory is installed, byte-identical; ``sqlalchemy-rds-iam --help`` runs; the
 wheel's metadata holds the LICENSE and no made-up project URL; ``py.typed`` ships; the sdist
-holds ``examples/`` and ``tests/``. Then, as pip users would:
+holds ``examples/``, ``tests/`` and the docs sources. Then, as pip users would:
 
 * "Try it locally" (docs/guides/testing-with-emulator.md, and README.md when it has the
   section): its shell commands as written (``pip install`` given the built wheel), then its
@@ -286,8 +286,8 @@ def main() -> int:
         check("Project-URL" not in metadata, "METADATA: no Project-URL (none is real yet)")
         with tarfile.open(sdist) as tf:
             members = {m.name.split("/", 1)[1] for m in tf.getmembers() if "/" in m.name}
-        check({"LICENSE", "CHANGELOG.md", "README.md"} <= members,
-              "sdist holds LICENSE, CHANGELOG.md, README.md")
+        check({"LICENSE", "CHANGELOG.md", "README.md", "mkdocs.yml", "docs/index.md"} <= members,
+              "sdist holds LICENSE, CHANGELOG.md, README.md and the docs sources")
         check(set(SDIST_MUST_HOLD) <= members,
               f"sdist holds examples/ and tests/ ({sum(m.startswith('tests/') for m in members)}"
               f" files under tests/, {sum(m.startswith('examples/') for m in members)} under "

@@ -71,11 +71,6 @@ class Binaries:
     missing: dict[str, str] = field(default_factory=dict)
 
     @property
-    def pg_version(self) -> str:
-        """The PostgreSQL major version, from ``/usr/lib/postgresql/<version>/bin``."""
-        return self.pg_bin.parent.name if self.pg_bin else ""
-
-    @property
     def available(self) -> tuple[str, ...]:
         """The servers this machine can run, in start order."""
         return tuple(n for n in SERVER_NAMES if n not in self.missing)

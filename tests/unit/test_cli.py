@@ -341,7 +341,7 @@ def test_doctor_option_problems_exit_2_before_any_network_step(
     assert "secret" not in json.dumps(report)
 
 
-def test_exit_codes_in_help_and_readme_come_from_the_steps() -> None:
+def test_exit_codes_in_help_and_docs_come_from_the_steps() -> None:
     from sqlalchemy_rds_iam.doctor import EXIT_CODES, STEPS, exit_codes_text
 
     text = exit_codes_text()
@@ -349,7 +349,8 @@ def test_exit_codes_in_help_and_readme_come_from_the_steps() -> None:
     assert list(EXIT_CODES) == [s.name for s in STEPS]
     for argv in (["--help"], ["doctor", "--help"]):
         assert text in " ".join(_help_of(argv).split())
-    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
+    page = Path(__file__).resolve().parents[2] / "docs" / "reference" / "cli.md"
+    readme = " ".join(page.read_text().split())
     assert text in readme
     from sqlalchemy_rds_iam.cli import ERROR_EXIT_CODES
 
