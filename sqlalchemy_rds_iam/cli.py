@@ -26,6 +26,7 @@ from .errors import (
     TokenError,
     TrustStoreError,
 )
+from .pipes import survives_closed_stdout
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -362,8 +363,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@survives_closed_stdout
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status. Expected failures print one line."""
+    """Run the command line; returns the exit status. Expected failures print one line.
+
+    A reader that stops early (``| head``) ends it with exit status 141 and no traceback.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     wants_json = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
     parser = build_parser()

@@ -25,6 +25,7 @@ from .credentials import CredentialSource, source_for
 from .drivers import DriverSpec, Transport, place
 from .endpoints import Endpoint
 from .errors import ConfigurationError, InsecureConnectionError, RegionError
+from .missing import require_driver
 from .options import (
     KEYWORD_ONLY_NAMES,
     OPTION_NAMES,
@@ -378,6 +379,8 @@ class RdsIamPlugin(CreateEnginePlugin):
         }
         self.options = parse_options(url.query, keywords)
         self._connect_args = dict(kwargs.get("connect_args") or {})
+        if "module" not in kwargs:  # SQLAlchemy imports the driver next: say what is missing
+            require_driver(url, is_async=bool(kwargs.get("_is_async", False)))
 
     def update_url(self, url: URL) -> URL:
         return without_options(url)
