@@ -380,7 +380,9 @@ def test_refused_login(rds_iam_emulator: EmulatorInfo, driver: str, scrubbed: bo
     exc = _attempt(_refused_url(rds_iam_emulator, driver),
                    _unknown_source(rds_iam_emulator.region))
     orig = _check(exc, driver, scrubbed=scrubbed)
-    assert isinstance(exc, sa.exc.DBAPIError), type(exc)
+    # SQLAlchemy 2.0's asyncpg adapter lets asyncpg's own refusal through unwrapped (2.1 wraps it)
+    unwrapped = driver == "asyncpg" and sa.__version__.startswith("2.0.")
+    assert isinstance(exc, sa.exc.DBAPIError) or unwrapped, type(exc)
     assert login_refused(orig, DRIVERS[driver].family), (type(orig), orig)
     # libpq reports a failed connection without a SQLSTATE (psycopg2, psycopg): text only
     codes = {getattr(orig, name, None) for name in ("sqlstate", "pgcode", "errno")}
