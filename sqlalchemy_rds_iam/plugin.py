@@ -34,7 +34,7 @@ from .options import (
     unknown_options_error,
 )
 from .refusals import add_note, login_refused
-from .target import Target, resolve_target, without_options
+from .target import Target, check_chain_only, resolve_target, without_options
 from .tokens import SignedToken, TokenCache, TokenKey, sign_token
 
 if TYPE_CHECKING:
@@ -116,7 +116,11 @@ class IamConnector:
                 f"refusing to send an IAM token: positional connect arguments {len(cargs)} "
                 "cannot be checked; give every driver argument as a keyword (URL or connect_args)"
             )
-        return self.spec.classify(cargs, cparams).require_verified()
+        transport = self.spec.classify(cargs, cparams).require_verified()
+        if not transport.hostname_checked and transport.roots == self.ca_bundle \
+                and not self._options.iam_ca_bundle:
+            check_chain_only(self.target)  # sslmode=verify-ca & co. with the default store
+        return transport
 
     def key(self) -> TokenKey:
         """The token key; the region may need the AWS configuration, read on first use."""
