@@ -129,21 +129,22 @@ def resolve_target(url: URL, dialect: Dialect, options: Options) -> Target:
 RDS_ONLY_STORES = frozenset({"rds-aws", "rds-aws-us-gov", "rds-aws-cn"})
 
 
-def check_chain_only(target: Target) -> None:
+def check_chain_only(target: Target, setting: str) -> None:
     """Raise unless chain-only verification against ``target``'s default store proves an RDS
     server (for ``sslmode=verify-ca`` and its equivalents, which use that store)."""
-    _check_chain_only(trust_store_for(target.endpoint), target.host)
+    _check_chain_only(trust_store_for(target.endpoint), target.host, setting)
 
 
-def _check_chain_only(store: str, host: str) -> None:
+def _check_chain_only(store: str, host: str, setting: str = "iam_tls=verify-ca") -> None:
     """``iam_tls=verify-ca`` only where the chain alone proves an RDS server."""
     if store in RDS_ONLY_STORES:
         return
     roots = "the Amazon public roots" if store != COMBINED else "the RDS and Amazon public roots"
     raise ConfigurationError(
-        f"iam_tls=verify-ca with {host}: its trust store ({store}) holds {roots} (Amazon Root "
+        f"{setting} with {host}: its trust store ({store}) holds {roots} (Amazon Root "
         "CA 1-4, Starfield G2), which issue ACM certificates to anyone for their own domain, "
-        "so a check of the chain alone would accept any such server. Keep iam_tls=verify-full; "
+        "so a check of the chain alone would accept any such server. Verify the name (the "
+        "default, iam_tls=verify-full); "
         "for an RDS instance or cluster behind a tunnel, an IP or a CNAME set iam_host=<its RDS "
         "endpoint name> (its RDS bundle proves an RDS server), or name your own CA file with "
         "iam_ca_bundle=<path>"
