@@ -355,13 +355,29 @@ def _store_atomically(target: Path, data: bytes) -> None:
         raise
 
 
-def _fetch(url: str, timeout: float) -> bytes:
+def _https_only_opener() -> Any:
+    """urllib's opener whose redirects may only lead to another https URL: whoever controls
+    a plain-HTTP leg could otherwise hand us roots that every engine then trusts."""
     import urllib.request
 
+    class HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any,
+                             newurl: str) -> Any:
+            if not newurl.lower().startswith("https://"):
+                raise RdsIamError(
+                    f"refusing the redirect from {req.full_url} to {newurl}: CA bundles are "
+                    "fetched over https only"
+                )
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    return urllib.request.build_opener(HttpsOnlyRedirects)
+
+
+def _fetch(url: str, timeout: float) -> bytes:
     if not url.startswith(("https://", "file://")):
         raise RdsIamError(f"refusing to fetch a CA bundle over {url.split(':', 1)[0]}: use https")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (scheme checked)
+        with _https_only_opener().open(url, timeout=timeout) as response:
             data: bytes = response.read()
     except OSError as exc:
         raise RdsIamError(f"could not download {url}: {exc}") from exc
@@ -381,17 +397,31 @@ def _parsed(url: str, pem: bytes) -> int:
 _PEM_BLOCK = rb"-----BEGIN CERTIFICATE-----\r?\n.+?-----END CERTIFICATE-----\r?\n?"
 
 
-def _roots_only(pem: bytes) -> bytes:
-    """The self-signed blocks of ``pem``, in order: AWS says to trust its roots only (the
-    GovCloud file also carries intermediates, which expire long before the roots)."""
+#: DER of the basicConstraints extension's OID (2.5.29.19).
+_BASIC_CONSTRAINTS_OID = b"\x06\x03\x55\x1d\x13"
+
+
+def _roots_only(url: str, pem: bytes) -> bytes:
+    """The CA roots of ``pem``, in order: AWS says to trust its roots only (the GovCloud
+    file also carries intermediates, which expire long before the roots, and are dropped).
+    A certificate that is no CA at all (a leaf, self-signed or not) refuses the download:
+    OpenSSL would take it as a trust anchor for the server it names."""
     import re
 
     roots = []
     for block in re.findall(_PEM_BLOCK, pem, re.DOTALL):
+        text = block.decode("ascii")
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.load_verify_locations(cadata=block.decode("ascii"))
-        certs = context.get_ca_certs()
-        if certs and certs[0].get("subject") == certs[0].get("issuer"):
+        context.load_verify_locations(cadata=text)
+        certs = context.get_ca_certs()  # OpenSSL's X509_check_ca: empty for a non-CA
+        der = ssl.PEM_cert_to_DER_cert(text)
+        version: object = certs[0].get("version") if certs else None
+        if version != 3 or _BASIC_CONSTRAINTS_OID not in der:
+            raise RdsIamError(
+                f"{url} holds a certificate that is not a CA (no basicConstraints CA=true): "
+                "refusing the download"
+            )
+        if certs[0].get("subject") == certs[0].get("issuer"):
             roots.append(block.rstrip(b"\r\n") + b"\n")
     return b"".join(roots)
 
@@ -405,7 +435,7 @@ def _download(name: str, url: str, timeout: float) -> bytes:
         pem = _fetch(url, timeout)
     _parsed(url, pem)
     try:
-        roots = _roots_only(pem)
+        roots = _roots_only(url, pem)
     except (ssl.SSLError, UnicodeDecodeError, ValueError) as exc:
         raise RdsIamError(f"{url} did not return a PEM certificate bundle ({exc})") from exc
     if not roots:
