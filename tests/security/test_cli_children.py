@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -94,22 +95,33 @@ def test_psql_print_in_the_documented_order_prints(rds_iam_emulator: EmulatorInf
 
 @pytest.mark.integration
 @pytest.mark.usefixtures("rds_iam_aws_env")
-def test_mysql_print_in_the_documented_order_prints_and_the_login_works(
+def test_mysql_ignores_option_files_and_variables_that_point_elsewhere(
     rds_iam_emulator: EmulatorInfo, tmp_path: Path
 ) -> None:
     info = rds_iam_emulator.mysql
-    printed = cli("mysql", info.url(), "--print")
+    printed = cli("mysql", info.url(), "--print")  # the documented order prints
     assert printed.returncode == 0 and " --no-defaults " in printed.stdout, printed.stderr
     assert "X-Amz-Signature" not in printed.stdout
-    # an option file that would send the token elsewhere in clear is not read
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / ".my.cnf").write_text("[client]\nhost=127.0.0.1\nport=1\nprotocol=socket\n"
-                                  "skip-ssl\nssl=0\n")
-    env = {**os.environ, "HOME": str(home), "MYSQL_HOST": "127.0.0.1", "MYSQL_TCP_PORT": "1"}
-    result = cli("mysql", info.url(), "--", "-N", "-e", "SELECT SUBSTRING_INDEX(USER(), '@', 1)",
-                 env=env)
-    assert (result.returncode, result.stdout.strip()) == (0, "iamuser"), result.stderr
+    recorder = RecordingServer("mysql", "plain", make_pki(tmp_path / "pki"))
+    try:
+        home = tmp_path / "home"
+        home.mkdir()
+        (home / ".my.cnf").write_text(f"[client]\nhost=127.0.0.1\nport={recorder.port}\n"
+                                      "protocol=tcp\nskip-ssl\n")
+        env = {**os.environ, "HOME": str(home), "MYSQL_HOST": "127.0.0.1",
+               "MYSQL_TCP_PORT": str(recorder.port)}
+        result = cli("mysql", info.url(), "--", "-N", "-e",
+                     "SELECT SUBSTRING_INDEX(USER(), '@', 1)", env=env)
+        assert (result.returncode, result.stdout.strip()) == (0, "iamuser"), result.stderr
+        assert recorder.take() == b"" and recorder.connections == 0
+        # Positive control: the client itself, reading that ~/.my.cnf, sends the token there.
+        token = cli("token", info.url(), env=env).stdout.strip()
+        client = "mariadb" if shutil.which("mariadb") else "mysql"
+        subprocess.run([client, "-N", "-e", "SELECT 1"], env={**env, "MYSQL_PWD": token},
+                       capture_output=True, timeout=30)
+        assert recorder.got_token()
+    finally:
+        recorder.close()
 
 
 # -- offline: what the children would get --------------------------------------------------
