@@ -23,13 +23,13 @@ from typing import Any
 __all__ = ["mention_secrets", "scrub_text", "scrubbed_logs"]
 
 MASK = "***"
-#: ``name<sep>value`` where the name says secret: XML (``<SessionToken>v``), JSON and Python
-#: reprs (``"SecretAccessKey": "v"``, ``'X-Amz-Security-Token': b'v'``), headers and query
-#: strings (``x-amz-security-token:v``, ``Signature=v``), botocore's ``Signature:\nv``.
-_SECRET_FIELD = re.compile(
-    r"(?i)([\w-]*(?:secret|token|signature|password|authorization|externalid)[\w-]*"
-    r"[\"']?(?:\s*[:=]\s*|>)b?[\"']?)([^\s\"'<&,;}\\]+)"
-)
+#: ``name<sep>value``, masked where the name says secret (:data:`_SECRET_NAME`): XML
+#: (``<SessionToken>v``), JSON and Python reprs (``"SecretAccessKey": "v"``,
+#: ``'X-Amz-Security-Token': b'v'``), headers and query strings (``x-amz-security-token:v``,
+#: ``Signature=v``), botocore's ``Signature:\nv``. ``(?=(x+))\1`` is an atomic ``x+`` (no
+#: backtracking into the name: records are scrubbed in linear time).
+_FIELD = re.compile(r"(?<![\w-])(?=([\w-]+))\1([\"']?(?:\s*[:=]\s*|>)b?[\"']?)([^\s\"'<&,;}\\]+)")
+_SECRET_NAME = re.compile(r"(?i)secret|token|signature|password|authorization|externalid")
 
 _state = threading.local()
 _factory_lock = threading.Lock()
@@ -41,7 +41,13 @@ def scrub_text(text: str, secrets: frozenset[str] | set[str] = frozenset()) -> s
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, MASK)
-    return _SECRET_FIELD.sub(lambda m: m.group(1) + MASK, text)
+    return _FIELD.sub(_mask_field, text)
+
+
+def _mask_field(match: re.Match[str]) -> str:
+    if _SECRET_NAME.search(match.group(1)):
+        return match.group(1) + match.group(2) + MASK
+    return match.group(0)
 
 
 def _scrub(record: logging.LogRecord, secrets: set[str]) -> None:

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import io
 import logging
+import string
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy.pool import NullPool
 
 import sqlalchemy_rds_iam
@@ -179,3 +182,19 @@ def test_a_login_through_an_assumed_role_at_debug_logs_no_secret(
             if k in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN") and v}
     assert leaks(debug_logs, {**base, "role secret key": role.secret_key,
                               "role session token": role.token, "IAM token": tokens[0]}) == []
+
+
+_VALUES = st.text(alphabet=string.ascii_letters + string.digits + "+/=%-_.", min_size=8,
+                  max_size=60)
+_SHAPES = ["<{n}>{v}</{n}>", '"{n}": "{v}"', "'{n}': b'{v}'", "{n}:{v}\n", "?{n}={v}&x=1",
+           "{n}:\n{v}", "{{'{n}': '{v}', 'k': 1}}"]
+
+
+@given(name=st.sampled_from(["SecretAccessKey", "SessionToken", "X-Amz-Security-Token",
+                             "Signature", "X-Amz-Signature", "Token", "ExternalId",
+                             "secretAccessKey", "sessionToken", "accessToken", "password"]),
+       shape=st.sampled_from(_SHAPES), value=_VALUES,
+       prefix=st.text(alphabet=" <>{}:='\"\n\\,", max_size=12))
+def test_no_secret_named_value_survives(name: str, shape: str, value: str, prefix: str) -> None:
+    text = prefix + " " + shape.format(n=name, v=value)
+    assert value not in scrub_text(text)
