@@ -78,3 +78,16 @@ def test_a_ca_file_the_user_names_is_their_choice(host: str) -> None:
 def test_verify_full_is_unaffected() -> None:
     for host in (PROXY, "10.0.0.5", RDS):
         engine(host, "iam_tls=verify-full")
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_the_psql_command_holds_the_same_rule(capsys: pytest.CaptureFixture[str]) -> None:
+    from sqlalchemy_rds_iam.cli import main
+
+    base = "postgresql://iamuser@10.0.0.5/app?aws_region=us-east-1"
+    assert main(["psql", f"{base}&sslmode=verify-ca", "--print"]) == 2
+    assert "ACM certificates to anyone" in capsys.readouterr().err
+    assert main(["psql", f"{base}&iam_tls=verify-ca", "--print"]) == 2
+    capsys.readouterr()
+    assert main(["psql", f"{base}&sslmode=verify-ca&iam_host={RDS}", "--print"]) == 0
+    assert "sslmode=verify-ca" in capsys.readouterr().out
