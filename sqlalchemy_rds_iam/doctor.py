@@ -264,7 +264,10 @@ def _caller_arn(credentials: FrozenCredentials, region: str, timeout: float) -> 
         aws_session_token=credentials.token,
         config=Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1}),
     )
-    return str(client.get_caller_identity()["Arn"])
+    from .botocore_logs import scrubbed_logs
+
+    with scrubbed_logs(credentials.secret_key, credentials.token):  # botocore logs the request
+        return str(client.get_caller_identity()["Arn"])
 
 
 def step_whoami(state: State) -> str:

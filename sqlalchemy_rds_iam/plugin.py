@@ -36,7 +36,8 @@ from .options import (
 )
 from .refusals import add_note, login_refused
 from .scrub import mask_query, scrub_exception
-from .target import Target, resolve_target, without_options
+from .target import Target, check_chain_only, resolve_target, without_options
+from .tls import ssl_context
 from .tokens import SignedToken, TokenCache, TokenKey, sign_token
 
 if TYPE_CHECKING:
@@ -119,7 +120,20 @@ class IamConnector:
                 f"refusing to send an IAM token: positional connect arguments {len(cargs)} "
                 "cannot be checked; give every driver argument as a keyword (URL or connect_args)"
             )
-        return self.spec.classify(cargs, cparams).require_verified()
+        transport = self.spec.classify(cargs, cparams).require_verified()
+        if not transport.hostname_checked and not self._options.iam_ca_bundle \
+                and self._default_roots(transport, cparams):
+            # sslmode=verify-ca & co. with the default store
+            check_chain_only(self.target, transport.chain_only_by or "verify-ca")
+        return transport
+
+    def _default_roots(self, transport: Transport, cparams: dict[str, Any]) -> bool:
+        """Whether chain-only TLS would verify against the target's default store (a
+        path to it, or the context the driver row built from it), not the user's own CA."""
+        if transport.roots == self.ca_bundle:
+            return True
+        ours = ssl_context(self.ca_bundle, "verify-ca")
+        return any(value is ours for value in cparams.values())
 
     def key(self) -> TokenKey:
         """The token key; the region may need the AWS configuration, read on first use."""

@@ -173,6 +173,7 @@ class ServerInfo:
                 data = fh.read()
         except FileNotFoundError:
             return []
+        data = data[: data.rfind(b"\n") + 1]  # a line still being written is read next time
         known = set(Verification.__dataclass_fields__)
         wanted = token_fingerprint(token) if token is not None else None
         result = []

@@ -61,8 +61,10 @@ def test_psql_print_never_shows_the_token(capsys: pytest.CaptureFixture[str]) ->
     out = capsys.readouterr().out
     assert "X-Amz-Signature" not in out
     assert 'PGPASSWORD="$(sqlalchemy-rds-iam token ' in out
-    assert "PGSSLMODE=verify-full" in out and f"PGSSLROOTCERT={SHIPPED_CA_BUNDLE}" in out
-    assert out.rstrip().endswith("psql -c 'select 1'")
+    assert f"'--dbname=host={RDS} port=5432 user=iamuser dbname=app sslmode=verify-full " \
+        f"sslrootcert={SHIPPED_CA_BUNDLE} gssencmode=disable'" in out
+    assert out.startswith("env -u PGSERVICE -u PGSERVICEFILE ") and "-u PGSSLMODE" in out
+    assert out.rstrip().endswith(" -c 'select 1'")
 
 
 def test_psql_refuses_plaintext(capsys: pytest.CaptureFixture[str]) -> None:
