@@ -237,16 +237,16 @@ def _regions_in(path: str, mtime_ns: int) -> frozenset[str]:
 
 
 #: Regions with roots in the shipped RDS bundles (a test recomputes them from the files):
-#: parsing 96 certificates takes ~45 ms, too long for every cold start's create_engine.
+#: parsing 102 certificates takes ~45 ms, too long for every cold start's create_engine.
 SHIPPED_REGIONS: Mapping[str, frozenset[str]] = {
     "global-bundle.pem": frozenset(
         f"{area}-{n}"
         for area, numbers in {
             "af-south": "1", "ap-east": "1", "ap-northeast": "123", "ap-south": "12",
-            "ap-southeast": "12345", "ca-central": "1", "ca-west": "1", "eu-central": "12",
+            "ap-southeast": "123457", "ca-central": "1", "ca-west": "1", "eu-central": "12",
             "eu-north": "1", "eu-south": "12", "eu-west": "123", "il-central": "1",
-            "me-central": "1", "me-south": "1", "sa-east": "1", "us-east": "12",
-            "us-west": "12",
+            "me-central": "1", "me-south": "1", "mx-central": "1", "sa-east": "1",
+            "us-east": "12", "us-west": "12",
         }.items()
         for n in numbers
     ),
@@ -273,7 +273,7 @@ def missing_region_root(endpoint: Endpoint | None, path: str) -> str | None:
         return None  # no RDS root at all: not an RDS bundle (a tunnel's CA, a test CA)
     return (
         f"the CA bundle {path} has no Amazon RDS root for {endpoint.region} (the shipped "
-        "copy predates regions opened since April 2025): run `sqlalchemy-rds-iam ca update` "
+        "copy predates regions opened since mid-2025): run `sqlalchemy-rds-iam ca update` "
         "to fetch AWS's current bundles, or give iam_ca_bundle=<path>"
     )
 

@@ -45,11 +45,11 @@ def common_names(path: str | Path) -> set[str]:
 # --- what ships -------------------------------------------------------------------------
 
 SHA256 = {  # as recorded in sqlalchemy_rds_iam/data/README.md
-    "global-bundle.pem": "83fe4e0d026bae52ddaefca95aac0733d1be2fb6ebeec4434fc33d55d0929aa1",
+    "global-bundle.pem": "516c8cb5e3436763cdd4fa5aa480cab529e7a1a75a35afa458a9d50d89618e4f",
     "govcloud-bundle.pem": "694a8e0f4376f3133dbd76732b7644264c8a8f4c17b66d306cbec18aae58e46a",
     "china-bundle.pem": "d10db458b3b428b963a764a78694690d3af80616cd047de7ab56db53fb760a4e",
     "amazon-trust-roots.pem": "dfaa39c0350288ded35812f7b80f76c4a422b97ecc04c4ac84e325bec528b1b8",
-    "global-and-amazon-roots.pem": "6f8f462e9f829e475cc420764daecf8727dd59f68baedb5e87e6f4fb53cad5d0",
+    "global-and-amazon-roots.pem": "9fba89dceb730d61331bfd8f62bc885d964b2936762c6127fd546c0f8c526d23",
 }
 
 
@@ -74,7 +74,7 @@ def test_every_shipped_certificate_is_a_self_signed_root() -> None:
 
 def test_commercial_bundle_holds_rds_roots_only() -> None:
     names = common_names(SHIPPED_DIR / "global-bundle.pem")
-    assert len(names) == 96
+    assert len(names) == 102
     assert "Amazon RDS us-east-1 Root CA RSA2048 G1" in names
     assert all(n.startswith("Amazon RDS ") for n in names)
 
@@ -185,25 +185,25 @@ def test_global_writer_endpoint_needs_aws_region() -> None:
 
 # --- a region the bundle has no root for ------------------------------------------------
 
-NEW_REGION_HOST = f"db.{ID}.mx-central-1.rds.amazonaws.com"
+NEW_REGION_HOST = f"db.{ID}.ap-east-2.rds.amazonaws.com"
 
 
 def test_missing_region_root_names_the_region_and_the_fix() -> None:
     endpoint = parse_hostname(NEW_REGION_HOST)
     message = missing_region_root(endpoint, bundle_path("rds-aws"))
     assert message is not None
-    assert "mx-central-1" in message and "sqlalchemy-rds-iam ca update" in message
+    assert "ap-east-2" in message and "sqlalchemy-rds-iam ca update" in message
     assert missing_region_root(parse_hostname(f"db.{ID}.us-east-1.rds.amazonaws.com"),
                                bundle_path("rds-aws")) is None
     # a bundle with no RDS root at all (a tunnel's or a test CA) says nothing about regions
     assert missing_region_root(endpoint, bundle_path("amazon-roots")) is None
     # proxies and DSQL do not chain to regional roots
-    assert missing_region_root(parse_hostname(f"p.proxy-{ID}.mx-central-1.rds.amazonaws.com"),
+    assert missing_region_root(parse_hostname(f"p.proxy-{ID}.ap-east-2.rds.amazonaws.com"),
                                bundle_path("amazon-roots")) is None
 
 
 def test_engine_for_a_region_without_a_root_fails_before_connecting() -> None:
-    with pytest.raises(ConfigurationError, match="no Amazon RDS root for mx-central-1"):
+    with pytest.raises(ConfigurationError, match="no Amazon RDS root for ap-east-2"):
         sa.create_engine(f"postgresql+psycopg2://u@{NEW_REGION_HOST}/db?plugin=rds_iam")
 
 
@@ -211,12 +211,12 @@ def test_own_bundle_without_the_region_only_warns(caplog: pytest.LogCaptureFixtu
     with caplog.at_level(logging.WARNING, logger="sqlalchemy_rds_iam"):
         sa.create_engine(f"postgresql+psycopg2://u@{NEW_REGION_HOST}/db?plugin=rds_iam"
                          f"&iam_ca_bundle={bundle_path('rds-aws')}")
-    assert "mx-central-1" in caplog.text
+    assert "ap-east-2" in caplog.text
 
 
 def test_a_stored_bundle_with_the_region_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SQLALCHEMY_RDS_IAM_CACHE_DIR", str(tmp_path))
-    fake = _throwaway_ca(tmp_path, "Amazon RDS mx-central-1 Root CA RSA2048 G1")
+    fake = _throwaway_ca(tmp_path, "Amazon RDS ap-east-2 Root CA RSA2048 G1")
     (tmp_path / "global-bundle.pem").write_bytes(
         (SHIPPED_DIR / "global-bundle.pem").read_bytes() + fake.read_bytes()
     )
@@ -331,7 +331,7 @@ def test_update_stores_every_store_atomically(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("SQLALCHEMY_RDS_IAM_CACHE_DIR", str(tmp_path / "cache"))
     results = cabundle.update(SHIPPED_DIR.as_uri())
     assert [(n, c) for n, _, c in results] == [
-        ("rds-aws", 96), ("rds-aws-us-gov", 6), ("rds-aws-cn", 6), ("amazon-roots", 5)
+        ("rds-aws", 102), ("rds-aws-us-gov", 6), ("rds-aws-cn", 6), ("amazon-roots", 5)
     ]
     for name, path, _ in results:
         assert bundle_path(name) == str(path)
@@ -356,7 +356,7 @@ def test_doctor_names_the_missing_region_root(capsys: pytest.CaptureFixture[str]
         assert main(["doctor", "--json", "--timeout", "2", url]) == 8
     report = json.loads(capsys.readouterr().out)
     assert report["failed_step"] == "certificate"
-    assert "mx-central-1" in report["steps"][-1]["detail"]
+    assert "ap-east-2" in report["steps"][-1]["detail"]
     assert "ca update" in report["steps"][-1]["fix"]
 
 
