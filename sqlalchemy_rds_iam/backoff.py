@@ -43,10 +43,10 @@ __all__ = [
 ]
 
 #: Retries after the first refused fresh-token login (``iam_connect_retries``).
-DEFAULT_RETRIES = 4
+DEFAULT_RETRIES = 6
 #: Seconds after the first refusal of a fresh token within which retries start
 #: (``iam_retry_budget``).
-DEFAULT_BUDGET = 4.0
+DEFAULT_BUDGET = 5.0
 #: The first retry waits up to this long; each later one up to twice the previous bound.
 DEFAULT_BASE = 0.25
 #: No single wait is longer than this.

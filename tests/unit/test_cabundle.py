@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 import sqlalchemy_rds_iam
-from sqlalchemy_rds_iam import ConfigurationError, cabundle
+from sqlalchemy_rds_iam import ConfigurationError, TrustStoreError, cabundle
 from sqlalchemy_rds_iam.cabundle import (
     COMBINED,
     SHIPPED_DIR,
@@ -147,6 +147,52 @@ def test_iso_partitions_need_an_explicit_bundle() -> None:
     with pytest.raises(ConfigurationError, match=r"aws-iso.*iam_ca_bundle"):
         trust_store_for(parse_hostname(f"db.{ID}.us-iso-east-1.rds.c2s.ic.gov"))
 
+
+
+EUSC = [f"db.{ID}.eusc-de-east-1.rds.amazonaws.eu", f"app.cluster-{ID}.eusc-de-east-1.rds.amazonaws.eu",
+        f"p.proxy-{ID}.eusc-de-east-1.rds.amazonaws.eu"]
+
+
+@pytest.mark.parametrize("host", EUSC)
+def test_eusc_endpoints_are_refused_before_any_connection(
+        host: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No EUSC trust store ships: create_engine refuses, naming both fixes, and nothing
+    connects (the host does not resolve here; a connect would fail differently)."""
+    monkeypatch.setenv("SQLALCHEMY_RDS_IAM_CACHE_DIR", str(tmp_path / "cache"))
+    url = f"postgresql+psycopg2://u@{host}/db?plugin=rds_iam"
+    with pytest.raises(TrustStoreError) as info:
+        sa.create_engine(url)
+    message = str(info.value)
+    assert "aws-eusc" in message and "iam_ca_bundle" in message
+    assert "sqlalchemy-rds-iam ca update --from" in message
+    # the fixes do what the message says: a bundle of one's own, or one stored from a mirror
+    mine = str(SHIPPED_DIR / "amazon-trust-roots.pem")  # (a stand-in: no EUSC bundle exists)
+    engine = sa.create_engine(f"{url}&iam_ca_bundle={mine}")
+    assert sqlalchemy_rds_iam.connector(engine).ca_bundle == mine
+    assert sqlalchemy_rds_iam.connector(engine).region == "eusc-de-east-1"
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for store in TRUST_STORES.values():
+        (mirror / store.filename).write_bytes((SHIPPED_DIR / store.filename).read_bytes())
+    cabundle.update(mirror.as_uri())  # a mirror without the EUSC bundle: that store is skipped
+    with pytest.raises(TrustStoreError):
+        sa.create_engine(url)
+    (mirror / "eusc-bundle.pem").write_bytes((SHIPPED_DIR / "amazon-trust-roots.pem").read_bytes())
+    names = [name for name, _, _ in cabundle.update(mirror.as_uri())]
+    assert names[-1] == "rds-aws-eusc"
+    engine = sa.create_engine(url)
+    assert sqlalchemy_rds_iam.connector(engine).ca_bundle == str(tmp_path / "cache" / "eusc-bundle.pem")
+
+
+def test_cli_refuses_eusc_with_the_trust_store_exit_code(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from sqlalchemy_rds_iam.cli import main
+
+    monkeypatch.setenv("SQLALCHEMY_RDS_IAM_CACHE_DIR", str(tmp_path))
+    set_aws_env(monkeypatch)
+    assert main(["token", f"postgresql+psycopg2://u@{EUSC[0]}/db"]) == 8
+    err = capsys.readouterr().err
+    assert "iam_ca_bundle" in err and "ca update --from" in err and "Traceback" not in err
 
 
 def engine_cparams(url: str) -> dict[str, object]:
