@@ -26,6 +26,7 @@ from .credentials import CredentialSource, source_for
 from .drivers import DriverSpec, Transport
 from .endpoints import Endpoint
 from .errors import ConfigurationError, InsecureConnectionError, RegionError
+from .globaldb import GlobalWriterRegion
 from .options import (
     KEYWORD_ONLY_NAMES,
     OPTION_NAMES,
@@ -95,6 +96,10 @@ class IamConnector:
         self.retry = RetryPolicy.from_options(options.iam_connect_retries,
                                               options.iam_retry_budget)
         """Backoff for a refused fresh token (the IAM throttle); see ``backoff.py``."""
+        self.writer_region: GlobalWriterRegion | None = None
+        """For a global writer endpoint without ``aws_region``: DescribeGlobalClusters."""
+        if self.endpoint is not None and self.endpoint.kind == "global" and not self.region:
+            self.writer_region = GlobalWriterRegion(self.host, self.source)
         # Refuse an unverified setup now, at create_engine/attach, not at first connect.
         preview = dict(dialect.create_connect_args(url)[1])
         preview.update(connect_args or {})
@@ -125,7 +130,8 @@ class IamConnector:
     def key(self) -> TokenKey:
         """The token key; the region may need the AWS configuration, read on first use."""
         if self._key is None:
-            region = self.region or self.source.region()
+            region = self.region or (self.writer_region() if self.writer_region else None) \
+                or self.source.region()
             if not region:
                 raise RegionError(
                     f"no AWS region for {self.host}: it is not an RDS hostname, so give "
@@ -231,13 +237,23 @@ class IamConnector:
                     logger.info("login with a cached IAM token refused for %s; signing a fresh "
                                 "one", self._key)
                     self.cache.invalidate(self.key())
+                    self._forget_writer_region()
             return retrying(self.retry, attempt, may_pass,
                             lambda delay: pause(delay, self.spec.is_async),
                             self._announce_retry)
         except Exception as exc:
             if login_refused(exc, self.spec.family):
                 self._explain(exc, attempts=attempts, cached=cached is not None)
+                self._forget_writer_region()
             raise
+
+    def _forget_writer_region(self) -> None:
+        """A refused login at a global writer endpoint: the primary may have switched."""
+        if self.writer_region is not None:
+            if self._key is not None:
+                self.cache.invalidate(self._key)
+            self.writer_region.forget()
+            self._key = None
 
     def _announce_retry(self, number: int, delay: float) -> None:
         logger.info(

@@ -97,7 +97,7 @@ def test_full_jitter_draws_over_the_whole_interval() -> None:
     assert list(policy(fake, draw=0.0).delays()) == [0.0] * DEFAULT_RETRIES
     fake = FakeTime()
     high = list(policy(fake, draw=0.5, budget=60).delays())
-    assert high == [0.125, 0.25, 0.5, 1.0]
+    assert high == [0.125, 0.25, 0.5, 1.0, 1.0, 1.0][:DEFAULT_RETRIES]
 
 
 def test_the_budget_cuts_the_last_wait_and_stops_retries() -> None:

@@ -221,12 +221,14 @@ def test_iam_host_picks_the_store_and_iam_ca_bundle_overrides() -> None:
     assert cparams["sslrootcert"] == mine
 
 
-def test_global_writer_endpoint_needs_aws_region() -> None:
+def test_global_writer_endpoint_region_comes_from_the_api_or_aws_region() -> None:
     url = f"postgresql+psycopg2://u@app.global-{ID}.global.rds.amazonaws.com/db?plugin=rds_iam"
-    with pytest.raises(ConfigurationError, match=r"global writer endpoint.*aws_region="):
-        sa.create_engine(url)
+    iam = sqlalchemy_rds_iam.connector(sa.create_engine(url))  # resolved at the first token
+    assert iam.region is None and iam.writer_region is not None
+    assert iam.writer_region.global_cluster == "app" and iam.writer_region.calls == 0
     engine = sa.create_engine(url + "&aws_region=eu-west-1")
     assert sqlalchemy_rds_iam.connector(engine).region == "eu-west-1"
+    assert sqlalchemy_rds_iam.connector(engine).writer_region is None
 
 
 # --- a region the bundle has no root for ------------------------------------------------
@@ -408,13 +410,18 @@ def test_doctor_names_the_missing_region_root(capsys: pytest.CaptureFixture[str]
 
 def test_doctor_asks_for_a_region_for_global_endpoints(capsys: pytest.CaptureFixture[str],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No aws_region and no AWS region to call DescribeGlobalClusters in: say both."""
     from sqlalchemy_rds_iam.cli import main
 
-    monkeypatch.setenv("AWS_REGION", "us-east-1")  # a configured region does not say which
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    set_aws_env(monkeypatch)
     url = f"postgresql+psycopg2://u@app.global-{ID}.global.rds.amazonaws.com/app"
     assert main(["doctor", "--json", url]) == 3
     report = json.loads(capsys.readouterr().out)
-    assert "global writer endpoint" in report["steps"][-1]["detail"]
+    detail = report["steps"][-1]["detail"]
+    assert "global writer endpoint names no region" in detail and "aws_region=" in detail
+    assert "rds:DescribeGlobalClusters" in detail
 
 
 def test_combined_store_falls_back_to_tmp_when_the_cache_dir_is_unwritable(
