@@ -39,6 +39,7 @@ __all__ = [
     "SHIPPED_REGIONS",
     "TEST_SEAM_ENV",
     "TRUST_STORES",
+    "UNSHIPPED_STORES",
     "TrustStore",
     "bundle_path",
     "default_ca_bundle",
@@ -102,6 +103,19 @@ TRUST_STORES: Mapping[str, TrustStore] = {
     )
 }
 
+#: Trust stores that do not ship (no public copy exists): used once ``ca update --from`` has
+#: stored one from a mirror that holds it, otherwise an endpoint needing one is refused.
+UNSHIPPED_STORES: Mapping[str, TrustStore] = {
+    "rds-aws-eusc": TrustStore(
+        "rds-aws-eusc",
+        "eusc-bundle.pem",
+        "",  # not publicly mirrored: only from ``ca update --from <mirror>``
+        "Amazon RDS roots, AWS European Sovereign Cloud (not shipped)",
+    ),
+}
+#: Partitions whose every endpoint kind (RDS Proxy too) needs that partition's own store.
+_OWN_ROOTS_ONLY = {"aws-eusc": "rds-aws-eusc"}
+
 #: The store for a name we cannot classify: either kind of certificate verifies.
 COMBINED = "rds-aws+amazon-roots"
 _COMBINED_PARTS = ("rds-aws", "amazon-roots")
@@ -119,10 +133,22 @@ def trust_store_for(endpoint: Endpoint | None) -> str:
     """The name of the trust store that verifies ``endpoint`` (``None``: unrecognised).
 
     Raises :class:`ConfigurationError` for a partition whose RDS roots are not shipped
-    (the ISO partitions): there, ``iam_ca_bundle=`` must say which file to trust.
+    (the ISO partitions, the European Sovereign Cloud unless ``ca update --from`` stored its
+    bundle): there, ``iam_ca_bundle=`` must say which file to trust.
     """
     if endpoint is None:
         return COMBINED
+    unshipped = _OWN_ROOTS_ONLY.get(endpoint.partition)
+    if unshipped is not None:
+        if stored_bundle(unshipped).is_file():
+            return unshipped
+        raise TrustStoreError(
+            f"no RDS CA bundle ships for partition {endpoint.partition} (the AWS European "
+            "Sovereign Cloud: its RDS trust store is not public), so the server cannot be "
+            "verified; give iam_ca_bundle=<path to that partition's RDS bundle>, or store it "
+            "once with `sqlalchemy-rds-iam ca update --from <mirror>` (a directory or https "
+            f"URL holding {UNSHIPPED_STORES[unshipped].filename} besides the other bundles)"
+        )
     name = _STORE_BY_KIND.get(endpoint.kind, f"rds-{endpoint.partition}")
     if name not in TRUST_STORES:
         raise ConfigurationError(
@@ -142,7 +168,7 @@ def _cache_dir() -> Path:
 
 def stored_bundle(name: str = "rds-aws") -> Path:
     """Where ``ca update`` stores trust store ``name`` (the file may not exist)."""
-    return _cache_dir() / TRUST_STORES[name].filename
+    return _cache_dir() / (TRUST_STORES.get(name) or UNSHIPPED_STORES[name]).filename
 
 
 _seam_lock = threading.Lock()
@@ -183,8 +209,8 @@ def _store_file(name: str, overrides: Mapping[str, str]) -> Path:
     if name in overrides:
         return Path(overrides[name])
     stored = stored_bundle(name)
-    if not os.path.lexists(stored):
-        return SHIPPED_DIR / TRUST_STORES[name].filename
+    if not os.path.lexists(stored):  # an unshipped store (EUSC) is only ever a stored one
+        return stored if name in UNSHIPPED_STORES else SHIPPED_DIR / TRUST_STORES[name].filename
     problem = _not_private(stored.parent, directory=True) or _not_private(stored)
     if problem:  # another account could have written it: it is no root of ours
         raise TrustStoreError(
@@ -261,16 +287,16 @@ def _regions_in(path: str, mtime_ns: int) -> frozenset[str]:
 
 
 #: Regions with roots in the shipped RDS bundles (a test recomputes them from the files):
-#: parsing 96 certificates takes ~45 ms, too long for every cold start's create_engine.
+#: parsing 102 certificates takes ~45 ms, too long for every cold start's create_engine.
 SHIPPED_REGIONS: Mapping[str, frozenset[str]] = {
     "global-bundle.pem": frozenset(
         f"{area}-{n}"
         for area, numbers in {
             "af-south": "1", "ap-east": "1", "ap-northeast": "123", "ap-south": "12",
-            "ap-southeast": "12345", "ca-central": "1", "ca-west": "1", "eu-central": "12",
+            "ap-southeast": "123457", "ca-central": "1", "ca-west": "1", "eu-central": "12",
             "eu-north": "1", "eu-south": "12", "eu-west": "123", "il-central": "1",
-            "me-central": "1", "me-south": "1", "sa-east": "1", "us-east": "12",
-            "us-west": "12",
+            "me-central": "1", "me-south": "1", "mx-central": "1", "sa-east": "1",
+            "us-east": "12", "us-west": "12",
         }.items()
         for n in numbers
     ),
@@ -297,7 +323,7 @@ def missing_region_root(endpoint: Endpoint | None, path: str) -> str | None:
         return None  # no RDS root at all: not an RDS bundle (a tunnel's CA, a test CA)
     return (
         f"the CA bundle {path} has no Amazon RDS root for {endpoint.region} (the shipped "
-        "copy predates regions opened since April 2025): run `sqlalchemy-rds-iam ca update` "
+        "copy predates regions opened since mid-2025): run `sqlalchemy-rds-iam ca update` "
         "to fetch AWS's current bundles, or give iam_ca_bundle=<path>"
     )
 
@@ -457,6 +483,14 @@ def update(
                          timeout))
         for name, store in TRUST_STORES.items()
     ]
+    for name, store in UNSHIPPED_STORES.items():
+        if not base:
+            break
+        try:  # optional: most mirrors do not hold it
+            fetched.append((name, _download(name, f"{base.rstrip('/')}/{store.filename}",
+                                            timeout)))
+        except RdsIamError:
+            logger.info("%s has no %s: %s not updated", base, store.filename, name)
     results = []
     for name, pem in fetched:
         target = stored_bundle(name)

@@ -228,6 +228,8 @@ def step_region(state: State) -> str:
             str(exc), "add aws_region=<region> to the URL, set AWS_REGION, or fix the profile"
         ) from None
     target = state.target
+    if iam.writer_region is not None:
+        return f"{state.region}, the global database's writer, from DescribeGlobalClusters"
     if target.region_source == "configuration":
         return f"{state.region}, from the AWS configuration"
     if target.region_source == "hostname" and target.endpoint is not None:

@@ -17,6 +17,7 @@ Documented forms (``<region>`` as AWS spells it, ``<suffix>`` per partition belo
     <ep>.endpoint.proxy-<id>.<region>.<suffix>         RDS Proxy (extra endpoint)
     <name>.global-<id>.global.rds.amazonaws.com        Aurora global writer (no region)
     <name>.<id>.rds.<region>.amazonaws.com.cn          China (also the older form above)
+    <name>.<id>.<region>.rds.amazonaws.eu              European Sovereign Cloud (all kinds)
     <cluster-id>.dsql.<region>.on.aws                  Aurora DSQL
 """
 
@@ -27,8 +28,9 @@ from dataclasses import dataclass
 
 __all__ = ["KINDS", "REGION_PATTERN", "Endpoint", "is_region", "parse_hostname", "partition_of"]
 
-#: Region names as AWS spells them: us-east-1, us-gov-west-1, cn-north-1, us-isob-east-1 ...
-REGION_PATTERN = r"[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9]+"  # [0-9]: \d is any Unicode digit
+#: Region names as AWS spells them: us-east-1, us-gov-west-1, cn-north-1, us-isob-east-1,
+#: eusc-de-east-1 (the European Sovereign Cloud) ...
+REGION_PATTERN = r"(?:eusc-[a-z]{2}|[a-z]{2}(?:-gov|-iso[a-z]?)?)-[a-z]+-[0-9]+"  # [0-9], not \d
 _REGION_RE = re.compile(rf"^{REGION_PATTERN}$")
 _R = REGION_PATTERN
 
@@ -47,6 +49,7 @@ KINDS = (*_PREFIXES.values(), "global", "dsql")
 #: Region prefix -> partition; first match wins (so ``us-isob-`` before ``us-iso-``).
 _PARTITIONS = (
     ("cn-", "aws-cn"),
+    ("eusc-", "aws-eusc"),
     ("us-gov-", "aws-us-gov"),
     ("us-isob-", "aws-iso-b"),
     ("us-iso-", "aws-iso"),
@@ -63,12 +66,14 @@ _SUFFIXES = {
     "amazonaws.com.cn": ("aws-cn",),  # the older China form, <region>.rds.amazonaws.com.cn
     "c2s.ic.gov": ("aws-iso",),
     "sc2s.sgov.gov": ("aws-iso-b",),
+    "amazonaws.eu": ("aws-eusc",),  # botocore's partitions.json: dnsSuffix of aws-eusc
 }
 
 # One pattern for every RDS form (few patterns: compiling them is part of a cold start).
 _RDS_RE = re.compile(
     rf"^{_LABEL}(?P<extra>\.endpoint)?\.{_PREFIX}{_ID}\."
-    rf"(?:(?P<region>{_R})\.rds\.(?P<suffix>amazonaws\.com(?:\.cn)?|c2s\.ic\.gov|sc2s\.sgov\.gov)"
+    rf"(?:(?P<region>{_R})\.rds\."
+    rf"(?P<suffix>amazonaws\.com(?:\.cn)?|amazonaws\.eu|c2s\.ic\.gov|sc2s\.sgov\.gov)"
     rf"|rds\.(?P<cn_region>{_R})\.amazonaws\.com\.cn)$"
 )
 _GLOBAL_RE = re.compile(rf"^{_LABEL}\.global-{_ID}\.global\.rds\.amazonaws\.com$")
@@ -84,7 +89,7 @@ class Endpoint:
     region: str | None
     """``None`` only for the Aurora global writer endpoint, whose name has no region."""
     partition: str
-    """``aws``, ``aws-cn``, ``aws-us-gov``, ``aws-iso`` or ``aws-iso-b``."""
+    """``aws``, ``aws-cn``, ``aws-us-gov``, ``aws-iso``, ``aws-iso-b`` or ``aws-eusc``."""
 
 
 def is_region(name: str) -> bool:

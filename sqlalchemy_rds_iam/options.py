@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
+from .backoff import MAX_BUDGET, MAX_RETRIES
 from .endpoints import is_region
 from .errors import ConfigurationError
 from .tls import TLS_MODES, TlsMode, client_context
@@ -45,6 +46,8 @@ OPTION_NAMES = (
     "iam_ca_bundle",
     "iam_tls",
     "iam_token_lifetime",
+    "iam_connect_retries",
+    "iam_retry_budget",
 )
 
 #: Options that only make sense as Python objects, never in a URL.
@@ -69,6 +72,8 @@ class AttachOptions(TypedDict, total=False):
     iam_ca_bundle: str
     iam_tls: str
     iam_token_lifetime: int | str
+    iam_connect_retries: int | str
+    iam_retry_budget: float | str
     aws_role_arn: str
     aws_role_session_name: str
     aws_external_id: str
@@ -105,6 +110,10 @@ class Options:
     iam_ca_bundle: str | None = None
     iam_tls: str = TlsMode.VERIFY_FULL.value
     iam_token_lifetime: int | None = None
+    iam_connect_retries: int | None = None
+    """Retries of a refused fresh-token login (``None``: ``backoff.DEFAULT_RETRIES``)."""
+    iam_retry_budget: float | None = None
+    """Seconds those retries may take (``None``: ``backoff.DEFAULT_BUDGET``)."""
     aws_role_arn: str | None = None
     aws_role_session_name: str | None = None
     aws_external_id: str | None = field(default=None, repr=False)
@@ -131,6 +140,19 @@ def _integer(name: str, value: object, low: int, high: int) -> int:
         number = int(text)
     if not low <= number <= high:
         raise ConfigurationError(f"option {name!r} must be between {low} and {high}, got {number}")
+    return number
+
+
+def _seconds(name: str, value: object, high: float) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        text = _text(name, value)
+        if not (text.isascii() and text.replace(".", "", 1).isdigit()):  # no inf, nan, 1e3
+            raise ConfigurationError(f"option {name!r} must be a number of seconds, got {text!r}")
+        number = float(text)
+    if not 0 <= number <= high:  # also False for NaN
+        raise ConfigurationError(f"option {name!r} must be between 0 and {high:g}, got {number}")
     return number
 
 
@@ -202,6 +224,14 @@ def parse_options(
     if "iam_token_lifetime" in ours:
         parsed["iam_token_lifetime"] = _integer(
             "iam_token_lifetime", ours["iam_token_lifetime"], 1, MAX_TOKEN_LIFETIME
+        )
+    if "iam_connect_retries" in ours:
+        parsed["iam_connect_retries"] = _integer(
+            "iam_connect_retries", ours["iam_connect_retries"], 0, MAX_RETRIES
+        )
+    if "iam_retry_budget" in ours:
+        parsed["iam_retry_budget"] = _seconds(
+            "iam_retry_budget", ours["iam_retry_budget"], MAX_BUDGET
         )
     provider = ours.get("credentials_provider")
     if provider is not None:

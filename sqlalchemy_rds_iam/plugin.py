@@ -21,10 +21,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import event
 from sqlalchemy.engine import URL, CreateEnginePlugin, Dialect, Engine
 
+from .backoff import RetryPolicy, pause, retrying, worth_retrying
 from .credentials import CredentialSource, source_for
 from .drivers import DriverSpec, Transport, place
 from .endpoints import Endpoint
 from .errors import ConfigurationError, InsecureConnectionError, RegionError
+from .globaldb import GlobalWriterRegion
 from .missing import require_driver
 from .options import (
     KEYWORD_ONLY_NAMES,
@@ -94,6 +96,13 @@ class IamConnector:
         self._url, self._options = url, options
         self._last_signing: tuple[float, str] | None = None
         """(when, access key id) of the last signing, for the note: the token is not kept."""
+        self.retry = RetryPolicy.from_options(options.iam_connect_retries,
+                                              options.iam_retry_budget)
+        """Backoff for a refused fresh token (the IAM throttle); see ``backoff.py``."""
+        self.writer_region: GlobalWriterRegion | None = None
+        """For a global writer endpoint without ``aws_region``: DescribeGlobalClusters."""
+        if self.endpoint is not None and self.endpoint.kind == "global" and not self.region:
+            self.writer_region = GlobalWriterRegion(self.host, self.source)
         # Refuse an unverified setup now, at create_engine/attach, not at first connect.
         preview = dict(dialect.create_connect_args(url)[1])
         preview.update(connect_args or {})
@@ -138,7 +147,8 @@ class IamConnector:
     def key(self) -> TokenKey:
         """The token key; the region may need the AWS configuration, read on first use."""
         if self._key is None:
-            region = self.region or self.source.region()
+            region = self.region or (self.writer_region() if self.writer_region else None) \
+                or self.source.region()
             if not region:
                 raise RegionError(
                     f"no AWS region for {self.host}: it is not an RDS hostname, so give "
@@ -217,31 +227,60 @@ class IamConnector:
         return connection
 
     def connect(self, dialect: Dialect, cargs: Sequence[Any], cparams: dict[str, Any]) -> Any:
-        """:meth:`connect_once`; a refused login is explained, and retried once if cached.
+        """:meth:`connect_once`, retried where a refused login may pass; refusals explained.
 
         A token from the cache may have been signed by credentials retired since (rotated
         keys, an ended session): it is dropped and the login retried with a freshly signed
-        one, exactly once. A refusal that surfaces gets a note (and a WARNING log line)
-        saying what the token was signed for and which ``doctor`` command checks it.
+        one. A refused fresh token may be the IAM throttle: it is retried with backoff
+        (:attr:`retry`), reusing the token while the cache holds it. A refusal that surfaces
+        gets a note (and a WARNING log line) saying what the token was signed for, how many
+        attempts were made and which ``doctor`` command checks it.
         """
         cached = self.cache.peek(self._key, self._hint()) if self._key is not None else None
+        attempts = 0
+
+        def attempt(token: str | None = None) -> Any:
+            nonlocal attempts
+            attempts += 1
+            return self.connect_once(dialect, cargs, cparams, token)
+
+        def may_pass(exc: BaseException) -> bool:
+            return worth_retrying(exc, self.spec.family)
+
         try:
-            return self.connect_once(dialect, cargs, cparams, cached)
-        except Exception as exc:
-            if not login_refused(exc, self.spec.family):
-                raise
-            if cached is None:
-                self._explain(exc, retried=False)
-                raise
-            logger.info("login with a cached IAM token refused for %s; signing a fresh one",
-                        self._key)
-            self.cache.invalidate(self.key())
-        try:
-            return self.connect_once(dialect, cargs, cparams)
+            if cached is not None:
+                try:
+                    return attempt(cached)
+                except Exception as exc:
+                    if not may_pass(exc):
+                        raise
+                    logger.info("login with a cached IAM token refused for %s; signing a fresh "
+                                "one", self._key)
+                    self.cache.invalidate(self.key())
+                    self._forget_writer_region()
+            return retrying(self.retry, attempt, may_pass,
+                            lambda delay: pause(delay, self.spec.is_async),
+                            self._announce_retry)
         except Exception as exc:
             if login_refused(exc, self.spec.family):
-                self._explain(exc, retried=True)
+                self._explain(exc, attempts=attempts, cached=cached is not None)
+                self._forget_writer_region()
             raise
+
+    def _forget_writer_region(self) -> None:
+        """A refused login at a global writer endpoint: the primary may have switched."""
+        if self.writer_region is not None:
+            if self._key is not None:
+                self.cache.invalidate(self._key)
+            self.writer_region.forget()
+            self._key = None
+
+    def _announce_retry(self, number: int, delay: float) -> None:
+        logger.info(
+            "IAM login for %s refused with a fresh token (the IAM throttle, or a token the "
+            "server rejects): attempt %d of at most %d in %.2f s", self._key, number,
+            self.retry.retries + 1, delay,
+        )
 
     def doctor_command(self) -> str:
         """The ``sqlalchemy-rds-iam doctor '<url>'`` line for this engine (no secrets)."""
@@ -254,16 +293,22 @@ class IamConnector:
         url = url.set(query=mask_query(url.query))  # sslpassword=, aws_external_id=...
         return f"sqlalchemy-rds-iam doctor {shlex.quote(url.render_as_string(False))}"
 
-    def _explain(self, exc: BaseException, *, retried: bool) -> None:
+    def _explain(self, exc: BaseException, *, attempts: int, cached: bool) -> None:
         key = self._key
         signed_at, access_key = self._last_signing or (None, "unknown")
         age = f"{self.cache.clock() - signed_at:.0f} s" if signed_at is not None else "unknown"
+        fresh = attempts - 1 if cached else attempts
+        steps = ["a cached token"] if cached else []
+        if fresh:
+            steps.append("a freshly signed one" + (f", tried {fresh} times" if fresh > 1 else ""))
+        tried = (f" ({attempts} attempt{'s' if attempts > 1 else ''}: {', then '.join(steps)}; "
+                 f"iam_connect_retries={self.retry.retries}, "
+                 f"iam_retry_budget={self.retry.budget:g})")
         note = (
             f"sqlalchemy-rds-iam: the server refused the IAM token signed for user "
             f"{self.user!r} at {self.host}:{self.port}, region "
             f"{key.region if key else self.region or 'unknown'}, access key {access_key}, "
-            f"token age {age}, credentials from {self.source.describe()}"
-            f"{' (retried once with a freshly signed token)' if retried else ''}. "
+            f"token age {age}, credentials from {self.source.describe()}{tried}. "
             f"Check IAM auth on the instance, the user's rds_iam/AWSAuthenticationPlugin "
             f"grant, the rds-db:connect policy and the clock; run: {self.doctor_command()}"
         )

@@ -48,7 +48,8 @@ class Target:
     endpoint: Endpoint | None
     """What the signed host's name says (kind, region, partition); ``None`` for other names."""
     region: str | None
-    """``aws_region``, else the hostname's; ``None``: the AWS configuration's, at first use."""
+    """``aws_region``, else the hostname's; ``None``: the AWS configuration's, at first use
+    (for a global writer endpoint: its writer's, from ``globaldb``)."""
     ca_bundle: str
     tls_mode: str
     spec: DriverSpec
@@ -181,11 +182,7 @@ def _check_region(host: str, endpoint: Endpoint | None, region: str | None) -> N
     """An ``aws_region`` that contradicts the hostname, or none where the name has none."""
     if endpoint is None:
         return
-    if endpoint.region is None and not region:
-        raise RegionError(
-            f"{host} is an Aurora global writer endpoint, whose name has no region: give "
-            "aws_region=<the current primary cluster's region> (URL or attach())"
-        )
+    # A global writer endpoint without aws_region: the plugin asks DescribeGlobalClusters.
     if endpoint.region and region and region != endpoint.region:
         raise RegionError(
             f"aws_region={region} but {host} is in {endpoint.region}: AWS refuses tokens "

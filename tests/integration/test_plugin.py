@@ -122,12 +122,15 @@ def test_no_token_in_logs_echo_or_errors(rds_iam_emulator: EmulatorInfo, server:
                             aws_session_token=restricted.session_token)
     bad = sa.create_engine(info.url(plugin=False), echo=True, echo_pool="debug", poolclass=NullPool)
     sqlalchemy_rds_iam.attach(bad, aws_region=rds_iam_emulator.region, iam_ca_bundle=info.ca_path,
-                              boto3_session=session)
+                              boto3_session=session, iam_connect_retries=2, iam_retry_budget=1)
     recording(bad)
     offset = info.log_offset()
     with pytest.raises(sa.exc.OperationalError) as failure:
         bad.connect()
-    assert [d.code for d in info.verifications(offset, token=sent[-1])] == ["policy"]
+    # refused, then retried (as for the IAM throttle) with the same token: the retries'
+    # log lines are searched for the token too
+    assert [d.code for d in info.verifications(offset, token=sent[-1])] == ["policy"] * 3
+    assert "attempt 3 of at most 3" in caplog.text
 
     tokens = sent
     captured = capsys.readouterr()

@@ -1,4 +1,5 @@
-"""A refused login is explained (a note and a WARNING) and, for a cached token, retried once.
+"""A refused login is explained (a note and a WARNING) and, for a cached token, retried once
+with a fresh one; a refused fresh token is retried with backoff (the IAM throttle), reusing it.
 
 Against the emulator, whose verifier refuses tokens signed by credentials it does not know:
 "retired" credentials stand in for rotated keys or an ended session.
@@ -56,8 +57,8 @@ def _server(info: EmulatorInfo, driver: str) -> ServerInfo:
     return info.postgresql if DRIVERS[driver].family == "postgresql" else info.mysql
 
 
-def _engine(info: EmulatorInfo, driver: str) -> tuple[Any, SwitchableSource]:
-    url = _server(info, driver).url(driver=driver)
+def _engine(info: EmulatorInfo, driver: str, query: str = "") -> tuple[Any, SwitchableSource]:
+    url = _server(info, driver).url(driver=driver) + query
     engine: Any = (create_async_engine(url, poolclass=NullPool) if DRIVERS[driver].is_async
                    else sa.create_engine(url, poolclass=NullPool))
     source = SwitchableSource(info)
@@ -106,7 +107,7 @@ def test_a_refused_cached_token_is_replaced_once(rds_iam_emulator: EmulatorInfo,
 def test_a_second_refusal_surfaces_with_a_note(rds_iam_emulator: EmulatorInfo, driver: str,
                                                caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="sqlalchemy_rds_iam")
-    engine, source = _engine(rds_iam_emulator, driver)
+    engine, source = _engine(rds_iam_emulator, driver, "&iam_connect_retries=0")
     connector = sqlalchemy_rds_iam.connector(engine)
     server = _server(rds_iam_emulator, driver)
     source.retired = True
@@ -122,7 +123,8 @@ def test_a_second_refusal_surfaces_with_a_note(rds_iam_emulator: EmulatorInfo, d
     note = notes[0]
     for part in (f"user 'iamuser' at {server.host}:{server.port}", f"region {server.region}",
                  f"access key {RETIRED_KEY}", "token age", "switchable test source",
-                 "retried once", "sqlalchemy-rds-iam doctor '"):
+                 "2 attempts: a cached token, then a freshly signed one;",
+                 "sqlalchemy-rds-iam doctor '"):
         assert part in note, (part, note)
     signature = first.rsplit("X-Amz-Signature=", 1)[1]
     assert signature not in note and "X-Amz" not in note
@@ -133,8 +135,9 @@ def test_a_second_refusal_surfaces_with_a_note(rds_iam_emulator: EmulatorInfo, d
     assert len(_attempts(server, since, set(signed))) == 2
 
 
-def test_a_fresh_token_refused_is_not_retried(rds_iam_emulator: EmulatorInfo) -> None:
-    engine, source = _engine(rds_iam_emulator, "psycopg2")
+def test_a_fresh_token_refused_with_retries_off_is_tried_once(
+        rds_iam_emulator: EmulatorInfo) -> None:
+    engine, source = _engine(rds_iam_emulator, "psycopg2", "&iam_connect_retries=0")
     server = _server(rds_iam_emulator, "psycopg2")
     source.retired = True
     signed = signed_tokens(sqlalchemy_rds_iam.connector(engine))
@@ -142,9 +145,34 @@ def test_a_fresh_token_refused_is_not_retried(rds_iam_emulator: EmulatorInfo) ->
     with pytest.raises(sa.exc.OperationalError) as info:
         _select_one(engine)
     (note,) = info.value.__notes__
-    assert "retried" not in note
+    assert "(1 attempt: a freshly signed one; iam_connect_retries=0" in note
     (token,) = signed
     assert _attempts(server, since, {token}) == [False]
+
+
+@pytest.mark.parametrize("driver", ["psycopg2", "asyncpg", "pymysql"])
+def test_a_refused_fresh_token_is_retried_with_backoff(
+        rds_iam_emulator: EmulatorInfo, driver: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Credentials the server does not know: as throttled logins look, the same token is
+    offered 1 + iam_connect_retries times, each retry logged once at INFO, then explained."""
+    caplog.set_level(logging.INFO, logger="sqlalchemy_rds_iam")
+    engine, source = _engine(rds_iam_emulator, driver,
+                             "&iam_connect_retries=2&iam_retry_budget=1")
+    server = _server(rds_iam_emulator, driver)
+    source.retired = True
+    signed = signed_tokens(sqlalchemy_rds_iam.connector(engine))
+    since = server.log_offset()
+    with pytest.raises(Exception) as info:
+        _select_one(engine)
+    notes = getattr(info.value, "__notes__", [])
+    assert len(notes) == 1 and "(3 attempts: a freshly signed one, tried 3 times;" in notes[0]
+    assert len(signed) == 1, "a retry reuses the token"
+    assert _attempts(server, since, {signed[0]}) == [False, False, False]
+    retries = [r for r in caplog.records if "attempt " in r.getMessage()
+               and "refused with a fresh token" in r.getMessage()]
+    assert [r.levelno for r in retries] == [logging.INFO] * 2
+    assert "attempt 2 of at most 3" in retries[0].getMessage()
+    assert signed[0] not in caplog.text and "X-Amz-Signature" not in caplog.text
 
 
 def test_the_doctor_command_has_no_secrets(rds_iam_emulator: EmulatorInfo) -> None:

@@ -285,7 +285,8 @@ def test_client_clock_ten_minutes_ahead(
     (reason ``future``: RDS, like SigV4, allows 5 minutes of skew)."""
     server = info.postgresql
     provider = CountingProvider(info.identities["primary"])
-    engine = engine_for(server, poolclass=NullPool, credentials_provider=provider)
+    engine = engine_for(server, poolclass=NullPool, credentials_provider=provider,
+                        iam_connect_retries=0)  # one login per connect (no backoff)
     sqlalchemy_rds_iam.connector(engine).cache.clock = lambda: time.time() + 600
     _skewed_signing(monkeypatch, lambda: 600)
     offset = server.log_offset()
@@ -517,6 +518,7 @@ def test_soak_48_simulated_hours_with_hourly_rotation(
         server,
         poolclass=NullPool,
         credentials_provider=lambda: (first.access_key_id, first.secret_access_key),
+        iam_connect_retries=0,
     )
     offset = server.log_offset()
     with pytest.raises(sa.exc.OperationalError, match="authentication failed"):

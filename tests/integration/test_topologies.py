@@ -129,6 +129,7 @@ def test_refused_token_is_never_offered_again(rds_iam_emulator: EmulatorInfo, se
     connector = sqlalchemy_rds_iam.attach(
         engine, aws_region=rds_iam_emulator.region, iam_ca_bundle=rds_iam_emulator.ca_path,
         credentials_provider=lambda: current[-1],
+        iam_connect_retries=0,  # one login per connect: the backoff's retries reuse a token
     )
     tokens = signed_tokens(connector)
     offset = info.log_offset()

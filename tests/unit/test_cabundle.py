@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 import sqlalchemy_rds_iam
-from sqlalchemy_rds_iam import ConfigurationError, cabundle
+from sqlalchemy_rds_iam import ConfigurationError, TrustStoreError, cabundle
 from sqlalchemy_rds_iam.cabundle import (
     COMBINED,
     SHIPPED_DIR,
@@ -46,11 +46,11 @@ def common_names(path: str | Path) -> set[str]:
 # --- what ships -------------------------------------------------------------------------
 
 SHA256 = {  # as recorded in sqlalchemy_rds_iam/data/README.md
-    "global-bundle.pem": "83fe4e0d026bae52ddaefca95aac0733d1be2fb6ebeec4434fc33d55d0929aa1",
+    "global-bundle.pem": "516c8cb5e3436763cdd4fa5aa480cab529e7a1a75a35afa458a9d50d89618e4f",
     "govcloud-bundle.pem": "694a8e0f4376f3133dbd76732b7644264c8a8f4c17b66d306cbec18aae58e46a",
     "china-bundle.pem": "d10db458b3b428b963a764a78694690d3af80616cd047de7ab56db53fb760a4e",
     "amazon-trust-roots.pem": "dfaa39c0350288ded35812f7b80f76c4a422b97ecc04c4ac84e325bec528b1b8",
-    "global-and-amazon-roots.pem": "6f8f462e9f829e475cc420764daecf8727dd59f68baedb5e87e6f4fb53cad5d0",
+    "global-and-amazon-roots.pem": "9fba89dceb730d61331bfd8f62bc885d964b2936762c6127fd546c0f8c526d23",
 }
 
 
@@ -75,7 +75,7 @@ def test_every_shipped_certificate_is_a_self_signed_root() -> None:
 
 def test_commercial_bundle_holds_rds_roots_only() -> None:
     names = common_names(SHIPPED_DIR / "global-bundle.pem")
-    assert len(names) == 96
+    assert len(names) == 102
     assert "Amazon RDS us-east-1 Root CA RSA2048 G1" in names
     assert all(n.startswith("Amazon RDS ") for n in names)
 
@@ -150,6 +150,52 @@ def test_iso_partitions_need_an_explicit_bundle() -> None:
 
 
 
+EUSC = [f"db.{ID}.eusc-de-east-1.rds.amazonaws.eu", f"app.cluster-{ID}.eusc-de-east-1.rds.amazonaws.eu",
+        f"p.proxy-{ID}.eusc-de-east-1.rds.amazonaws.eu"]
+
+
+@pytest.mark.parametrize("host", EUSC)
+def test_eusc_endpoints_are_refused_before_any_connection(
+        host: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No EUSC trust store ships: create_engine refuses, naming both fixes, and nothing
+    connects (the host does not resolve here; a connect would fail differently)."""
+    monkeypatch.setenv("SQLALCHEMY_RDS_IAM_CACHE_DIR", str(tmp_path / "cache"))
+    url = f"postgresql+psycopg2://u@{host}/db?plugin=rds_iam"
+    with pytest.raises(TrustStoreError) as info:
+        sa.create_engine(url)
+    message = str(info.value)
+    assert "aws-eusc" in message and "iam_ca_bundle" in message
+    assert "sqlalchemy-rds-iam ca update --from" in message
+    # the fixes do what the message says: a bundle of one's own, or one stored from a mirror
+    mine = str(SHIPPED_DIR / "amazon-trust-roots.pem")  # (a stand-in: no EUSC bundle exists)
+    engine = sa.create_engine(f"{url}&iam_ca_bundle={mine}")
+    assert sqlalchemy_rds_iam.connector(engine).ca_bundle == mine
+    assert sqlalchemy_rds_iam.connector(engine).region == "eusc-de-east-1"
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for store in TRUST_STORES.values():
+        (mirror / store.filename).write_bytes((SHIPPED_DIR / store.filename).read_bytes())
+    cabundle.update(mirror.as_uri())  # a mirror without the EUSC bundle: that store is skipped
+    with pytest.raises(TrustStoreError):
+        sa.create_engine(url)
+    (mirror / "eusc-bundle.pem").write_bytes((SHIPPED_DIR / "amazon-trust-roots.pem").read_bytes())
+    names = [name for name, _, _ in cabundle.update(mirror.as_uri())]
+    assert names[-1] == "rds-aws-eusc"
+    engine = sa.create_engine(url)
+    assert sqlalchemy_rds_iam.connector(engine).ca_bundle == str(tmp_path / "cache" / "eusc-bundle.pem")
+
+
+def test_cli_refuses_eusc_with_the_trust_store_exit_code(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from sqlalchemy_rds_iam.cli import main
+
+    monkeypatch.setenv("SQLALCHEMY_RDS_IAM_CACHE_DIR", str(tmp_path))
+    set_aws_env(monkeypatch)
+    assert main(["token", f"postgresql+psycopg2://u@{EUSC[0]}/db"]) == 8
+    err = capsys.readouterr().err
+    assert "iam_ca_bundle" in err and "ca update --from" in err and "Traceback" not in err
+
+
 def engine_cparams(url: str) -> dict[str, object]:
     return driver_arguments(sa.create_engine(url))
 
@@ -176,35 +222,37 @@ def test_iam_host_picks_the_store_and_iam_ca_bundle_overrides() -> None:
     assert cparams["sslrootcert"] == mine
 
 
-def test_global_writer_endpoint_needs_aws_region() -> None:
+def test_global_writer_endpoint_region_comes_from_the_api_or_aws_region() -> None:
     url = f"postgresql+psycopg2://u@app.global-{ID}.global.rds.amazonaws.com/db?plugin=rds_iam"
-    with pytest.raises(ConfigurationError, match=r"global writer endpoint.*aws_region="):
-        sa.create_engine(url)
+    iam = sqlalchemy_rds_iam.connector(sa.create_engine(url))  # resolved at the first token
+    assert iam.region is None and iam.writer_region is not None
+    assert iam.writer_region.global_cluster == "app" and iam.writer_region.calls == 0
     engine = sa.create_engine(url + "&aws_region=eu-west-1")
     assert sqlalchemy_rds_iam.connector(engine).region == "eu-west-1"
+    assert sqlalchemy_rds_iam.connector(engine).writer_region is None
 
 
 # --- a region the bundle has no root for ------------------------------------------------
 
-NEW_REGION_HOST = f"db.{ID}.mx-central-1.rds.amazonaws.com"
+NEW_REGION_HOST = f"db.{ID}.ap-east-2.rds.amazonaws.com"
 
 
 def test_missing_region_root_names_the_region_and_the_fix() -> None:
     endpoint = parse_hostname(NEW_REGION_HOST)
     message = missing_region_root(endpoint, bundle_path("rds-aws"))
     assert message is not None
-    assert "mx-central-1" in message and "sqlalchemy-rds-iam ca update" in message
+    assert "ap-east-2" in message and "sqlalchemy-rds-iam ca update" in message
     assert missing_region_root(parse_hostname(f"db.{ID}.us-east-1.rds.amazonaws.com"),
                                bundle_path("rds-aws")) is None
     # a bundle with no RDS root at all (a tunnel's or a test CA) says nothing about regions
     assert missing_region_root(endpoint, bundle_path("amazon-roots")) is None
     # proxies and DSQL do not chain to regional roots
-    assert missing_region_root(parse_hostname(f"p.proxy-{ID}.mx-central-1.rds.amazonaws.com"),
+    assert missing_region_root(parse_hostname(f"p.proxy-{ID}.ap-east-2.rds.amazonaws.com"),
                                bundle_path("amazon-roots")) is None
 
 
 def test_engine_for_a_region_without_a_root_fails_before_connecting() -> None:
-    with pytest.raises(ConfigurationError, match="no Amazon RDS root for mx-central-1"):
+    with pytest.raises(ConfigurationError, match="no Amazon RDS root for ap-east-2"):
         sa.create_engine(f"postgresql+psycopg2://u@{NEW_REGION_HOST}/db?plugin=rds_iam")
 
 
@@ -212,12 +260,12 @@ def test_own_bundle_without_the_region_only_warns(caplog: pytest.LogCaptureFixtu
     with caplog.at_level(logging.WARNING, logger="sqlalchemy_rds_iam"):
         sa.create_engine(f"postgresql+psycopg2://u@{NEW_REGION_HOST}/db?plugin=rds_iam"
                          f"&iam_ca_bundle={bundle_path('rds-aws')}")
-    assert "mx-central-1" in caplog.text
+    assert "ap-east-2" in caplog.text
 
 
 def test_a_stored_bundle_with_the_region_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SQLALCHEMY_RDS_IAM_CACHE_DIR", str(tmp_path))
-    fake = _throwaway_ca(tmp_path, "Amazon RDS mx-central-1 Root CA RSA2048 G1")
+    fake = _throwaway_ca(tmp_path, "Amazon RDS ap-east-2 Root CA RSA2048 G1")
     (tmp_path / "global-bundle.pem").write_bytes(
         (SHIPPED_DIR / "global-bundle.pem").read_bytes() + fake.read_bytes()
     )
@@ -332,7 +380,7 @@ def test_update_stores_every_store_atomically(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("SQLALCHEMY_RDS_IAM_CACHE_DIR", str(tmp_path / "cache"))
     results = cabundle.update(SHIPPED_DIR.as_uri())
     assert [(n, c) for n, _, c in results] == [
-        ("rds-aws", 96), ("rds-aws-us-gov", 6), ("rds-aws-cn", 6), ("amazon-roots", 5)
+        ("rds-aws", 102), ("rds-aws-us-gov", 6), ("rds-aws-cn", 6), ("amazon-roots", 5)
     ]
     for name, path, _ in results:
         assert bundle_path(name) == str(path)
@@ -357,19 +405,24 @@ def test_doctor_names_the_missing_region_root(capsys: pytest.CaptureFixture[str]
         assert main(["doctor", "--json", "--timeout", "2", url]) == 8
     report = json.loads(capsys.readouterr().out)
     assert report["failed_step"] == "certificate"
-    assert "mx-central-1" in report["steps"][-1]["detail"]
+    assert "ap-east-2" in report["steps"][-1]["detail"]
     assert "ca update" in report["steps"][-1]["fix"]
 
 
 def test_doctor_asks_for_a_region_for_global_endpoints(capsys: pytest.CaptureFixture[str],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No aws_region and no AWS region to call DescribeGlobalClusters in: say both."""
     from sqlalchemy_rds_iam.cli import main
 
-    monkeypatch.setenv("AWS_REGION", "us-east-1")  # a configured region does not say which
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    set_aws_env(monkeypatch)
     url = f"postgresql+psycopg2://u@app.global-{ID}.global.rds.amazonaws.com/app"
     assert main(["doctor", "--json", url]) == 3
     report = json.loads(capsys.readouterr().out)
-    assert "global writer endpoint" in report["steps"][-1]["detail"]
+    detail = report["steps"][-1]["detail"]
+    assert "global writer endpoint names no region" in detail and "aws_region=" in detail
+    assert "rds:DescribeGlobalClusters" in detail
 
 
 def test_combined_store_falls_back_to_tmp_when_the_cache_dir_is_unwritable(

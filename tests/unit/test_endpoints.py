@@ -66,6 +66,9 @@ def test_every_kind_is_covered() -> None:
         f"{DSQL_ID}.dsql.cn-north-1.on.aws",
         f"x.{DSQL_ID}.dsql.us-east-1.on.aws",
         f"app.global-{ID}.us-east-1.rds.amazonaws.com",  # not the global form, nor an instance
+        f"mydb.{ID}.eusc-de-east-1.rds.amazonaws.com",  # EUSC is only under .amazonaws.eu
+        f"mydb.{ID}.eu-central-1.rds.amazonaws.eu",  # and commercial never under .eu
+        f"{DSQL_ID}.dsql.eusc-de-east-1.on.aws",
     ],
 )
 def test_other_hostnames_are_not_guessed(hostname: str) -> None:
@@ -75,7 +78,8 @@ def test_other_hostnames_are_not_guessed(hostname: str) -> None:
 @pytest.mark.parametrize(
     ("region", "partition"),
     [("us-east-1", "aws"), ("cn-northwest-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov"),
-     ("us-iso-east-1", "aws-iso"), ("us-isob-east-1", "aws-iso-b"), ("eu-isoe-west-1", "aws")],
+     ("us-iso-east-1", "aws-iso"), ("us-isob-east-1", "aws-iso-b"), ("eu-isoe-west-1", "aws"),
+     ("eusc-de-east-1", "aws-eusc")],
 )
 def test_partition_of(region: str, partition: str) -> None:
     assert is_region(region)
@@ -88,7 +92,7 @@ labels = st.from_regex(r"\A[a-z0-9](?:[a-z0-9-]{0,20}[a-z0-9])?\Z")
 ids = st.from_regex(r"\A[a-z0-9]{1,16}\Z")
 regions = st.sampled_from(
     ["us-east-1", "eu-west-3", "ap-southeast-5", "mx-central-1", "us-gov-west-1", "us-gov-east-1",
-     "cn-north-1", "cn-northwest-1", "us-iso-east-1", "us-isob-east-1"]
+     "cn-north-1", "cn-northwest-1", "us-iso-east-1", "us-isob-east-1", "eusc-de-east-1"]
 )
 prefixes = st.sampled_from(
     [("", "instance"), ("cluster-", "cluster"), ("cluster-ro-", "cluster-ro"),
@@ -101,6 +105,7 @@ SPELLINGS = {
     "aws-cn": ["{h}.rds.{r}.amazonaws.com.cn", "{h}.{r}.rds.amazonaws.com.cn"],
     "aws-iso": ["{h}.{r}.rds.c2s.ic.gov"],
     "aws-iso-b": ["{h}.{r}.rds.sc2s.sgov.gov"],
+    "aws-eusc": ["{h}.{r}.rds.amazonaws.eu"],
 }
 
 

@@ -43,6 +43,9 @@ value_for = {
     "aws_external_id": texts,
     "aws_role_duration": st.one_of(texts, digits, st.integers(-10, 50_000).map(str)),
     "iam_token_lifetime": st.one_of(texts, digits, st.integers(-10, 700_000).map(str)),
+    "iam_connect_retries": st.one_of(texts, digits, st.integers(-3, 30).map(str)),
+    "iam_retry_budget": st.one_of(texts, digits, st.floats(allow_nan=True).map(str),
+                                  st.sampled_from(["1.5", ".5", "5.", "60", "60.5", "1e1"])),
 }
 typos = st.sampled_from(["aws_regoin", "iam_prot", "iam_", "aws_", "iam_tls2"])
 driver_params = st.sampled_from(["connect_timeout", "application_name", "options"])

@@ -79,7 +79,9 @@ def _url(driver: str, port: int, query: str, ca: str, how: str) -> str:
     # libmysqlclient reads "localhost" as its Unix socket; the valid certificate names both.
     host = "127.0.0.1" if driver == "mysqldb" else "localhost"
     base = f"{spec.family}+{driver}://iamuser@{host}:{port}/app"
-    params = [f"aws_region=us-east-1&iam_ca_bundle={ca}"] if how == "url" else []
+    # iam_connect_retries=0: the valid server refuses every login, which the listener would
+    # otherwise retry as a possible IAM throttle (tests/unit/test_backoff.py covers that).
+    params = [f"aws_region=us-east-1&iam_ca_bundle={ca}&iam_connect_retries=0"] if how == "url" else []
     if how == "url":
         params.insert(0, "plugin=rds_iam")
     if query:
@@ -90,7 +92,7 @@ def _url(driver: str, port: int, query: str, ca: str, how: str) -> str:
 def _connect(driver: str, url: str, connect_args: dict[str, Any], how: str, ca: str) -> None:
     """One connect through SQLAlchemy; raises what it raises."""
     kwargs: dict[str, Any] = {"poolclass": NullPool, "connect_args": connect_args}
-    attach = {"aws_region": "us-east-1", "iam_ca_bundle": ca}
+    attach = {"aws_region": "us-east-1", "iam_ca_bundle": ca, "iam_connect_retries": 0}
     if DRIVERS[driver].is_async:
         async def run() -> None:
             engine = create_async_engine(url, **kwargs)
