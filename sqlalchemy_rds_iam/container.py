@@ -37,6 +37,7 @@ __all__ = [
     "chain_reaches_container",
     "configured",
     "endpoint_url",
+    "warm",
 ]
 
 logger = logging.getLogger("sqlalchemy_rds_iam")
@@ -142,6 +143,16 @@ def allowed_problem(url: str) -> str | None:
     )
 
 
+def warm() -> None:
+    """Import what a fetch needs (``http.client`` and its kin), ahead of the first fetch."""
+    import encodings.idna  # noqa: F401  -- how the socket module encodes a host name
+    import http.client  # noqa: F401
+    import ipaddress  # noqa: F401
+    import json  # noqa: F401
+    import ssl  # noqa: F401
+    import urllib.parse  # noqa: F401
+
+
 class _Retryable(Exception):
     """One attempt failed in a way botocore retries (the message names no secret)."""
 
@@ -217,11 +228,7 @@ class ContainerSource:
 
     def warm(self) -> None:
         """Import what a fetch needs, now rather than on the first connect (SnapStart init)."""
-        import http.client  # noqa: F401
-        import ipaddress  # noqa: F401
-        import json  # noqa: F401
-        import ssl  # noqa: F401
-        import urllib.parse  # noqa: F401
+        warm()
 
     # -- refreshing --------------------------------------------------------------------------
 

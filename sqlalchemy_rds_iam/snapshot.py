@@ -44,6 +44,7 @@ class Served(Protocol):
     """What the hooks need of an engine's IAM listener (``plugin.IamConnector``)."""
 
     source: Any
+    spec: Any
 
     def forget(self) -> None: ...
 
@@ -143,13 +144,19 @@ def after_restore() -> None:
 def warm(connector: Served) -> None:
     """A first connect's one-time work, without connecting (SnapStart init).
 
-    Imports the standard-library signer, has the credential source set itself up
+    Imports the standard-library signer and the container endpoint's HTTP client (where
+    a restored function's credentials come from), has the credential source set itself up
     (``warm()``: the container endpoint's HTTP client, or botocore's session and chain),
     and resolves the region. Loads no credential and signs nothing: those would be stale
     after the restore anyway. A configuration problem is left for the connect to report.
     """
-    from . import sigv4  # noqa: F401  -- the signer of every botocore-free source
+    from . import container, sigv4  # noqa: F401  -- the signer of every botocore-free source
 
+    container.warm()  # a SnapStart restore gets its credentials from the container endpoint
+    if getattr(connector.spec, "is_async", False):
+        from sqlalchemy.util.concurrency import in_greenlet
+
+        in_greenlet()  # imports greenlet: the async path checks it on every cache miss
     source_warm = getattr(connector.source, "warm", None)
     try:
         if source_warm is not None:
