@@ -39,11 +39,12 @@ class Request:
 
 
 class CredentialsEndpoint:
-    """A threaded HTTP server on 127.0.0.1 handing out one identity's credentials.
+    """A threaded HTTP server (on 127.0.0.1 by default) handing out one identity's credentials.
 
     ``identity``: whose keys to serve (:meth:`serve` changes it); ``lifetime``: seconds
     from each request to the ``Expiration`` it reports (or pin ``expiration``);
-    ``auth_token``: the ``Authorization`` value required (default: a random one).
+    ``auth_token``: the ``Authorization`` value required (default: a random one);
+    ``host``: the address to listen on (a non-loopback one shows what may not be asked).
     """
 
     def __init__(
@@ -53,6 +54,7 @@ class CredentialsEndpoint:
         lifetime: float = 6 * 3600,
         auth_token: str | None = None,
         path: str = LAMBDA_PATH,
+        host: str = "127.0.0.1",
     ) -> None:
         self.identity = identity
         self.lifetime = lifetime
@@ -62,7 +64,8 @@ class CredentialsEndpoint:
         self.requests: list[Request] = []
         self._answers: deque[tuple[int, bytes]] = deque()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.host = host
+        self._server = ThreadingHTTPServer((host, 0), _handler(self))
         self._server.daemon_threads = True
         self.port: int = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -81,7 +84,7 @@ class CredentialsEndpoint:
     @property
     def url(self) -> str:
         """``AWS_CONTAINER_CREDENTIALS_FULL_URI`` for this endpoint."""
-        return f"http://127.0.0.1:{self.port}{self.path}"
+        return f"http://{self.host}:{self.port}{self.path}"
 
     def env(self) -> dict[str, str]:
         """The variables a SnapStart function gets: the full URI and the authorization token."""

@@ -207,6 +207,41 @@ def test_a_host_botocore_refuses_is_refused_without_a_request(
     assert endpoint.requests == []
 
 
+def local_address() -> str | None:
+    """This machine's address on its default route (not loopback), if it has one."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 1))  # UDP: sends nothing
+        except OSError:
+            return None
+        address: str = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+def test_a_listening_endpoint_on_a_disallowed_host_gets_no_request_and_no_token() -> None:
+    """Plain http to a host that is neither loopback nor AWS's link-local endpoints: the
+    authorization token must not be sent there. The server listens (and, reached over its
+    loopback twin, answers): it records nothing."""
+    address = local_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback IPv4 address")
+    with CredentialsEndpoint(identity(1), host=address) as hostile:
+        env = hostile.env()
+        with pytest.raises(CredentialsError, match="Unsupported host"):
+            ContainerSource(env, sleep=no_sleep).frozen()
+        assert hostile.requests == []
+        # positive control: the same server is reachable, and would have seen the token
+        import urllib.request
+
+        request = urllib.request.Request(  # noqa: S310 -- our own http endpoint
+            hostile.url, headers={"Authorization": hostile.auth_token})
+        with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310
+            assert answer.status == 200
+        assert [r.authorized for r in hostile.requests] == [True]
+
+
 def test_a_scheme_other_than_http_is_refused_by_both(endpoint: CredentialsEndpoint) -> None:
     env = {**endpoint.env(), "AWS_CONTAINER_CREDENTIALS_FULL_URI": "ftp://127.0.0.1/x"}
     with pytest.raises(Exception, match="Not supported URL scheme"):
