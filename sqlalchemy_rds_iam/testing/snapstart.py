@@ -53,7 +53,7 @@ _VARIABLES = (
     "AWS_CREDENTIAL_EXPIRATION", "AWS_REGION", "AWS_DEFAULT_REGION",
     "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
     "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_CONFIG_FILE",
 )
 
 
@@ -132,11 +132,13 @@ class SnapStartSimulation:
 
     A context manager: the environment variables it touches are put back, its endpoint is
     closed and its identities retired at the end. ``hooks=False`` skips both hook runs
-    (the negative control: without them the first query after the restore fails).
+    (the negative control: without them the first query after the restore fails);
+    ``via_botocore=True`` puts an empty AWS config file in play at the restore, so that
+    botocore's chain fetches the container credentials (what the restore costs with it).
     """
 
     def __init__(self, emulator: Emulator, driver: str = "psycopg2", *, user: str = "iamuser",
-                 later: float = 1800.0, hooks: bool = True) -> None:
+                 later: float = 1800.0, hooks: bool = True, via_botocore: bool = False) -> None:
         if driver not in DRIVERS:
             raise EmulatorError(f"no simulation for {driver!r}; choose among {', '.join(DRIVERS)}")
         info = emulator.status()
@@ -144,13 +146,14 @@ class SnapStartSimulation:
             raise EmulatorError(f"no emulator runs in {emulator.state_dir}; start it first")
         self.emulator, self.info, self.driver, self.user = emulator, info, driver, user
         self.server: ServerInfo = info.servers[DRIVERS[driver]]
-        self.later, self.hooks = later, hooks
+        self.later, self.hooks, self.via_botocore = later, hooks, via_botocore
         self.init_identity = _identity("snapstart-init", temporary=False)
         self.restore_identity = _identity("snapstart-restore", temporary=True)
         self.endpoint: CredentialsEndpoint | None = None
         self.engine: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._saved = {name: os.environ.get(name) for name in _VARIABLES}
+        self._config: str | None = None
         self._added: list[str] = []
 
     def __enter__(self) -> SnapStartSimulation:
@@ -193,7 +196,14 @@ class SnapStartSimulation:
             cache.advance(self.later)
         self._add(self.restore_identity)
         self.endpoint = CredentialsEndpoint(self.restore_identity)
-        self._set_environment({**self._region_env(), **self.endpoint.env()})
+        restored = {**self._region_env(), **self.endpoint.env()}
+        if self.via_botocore:  # a config file in play: botocore's chain, not ours, asks
+            import tempfile
+
+            fd, self._config = tempfile.mkstemp(prefix="snapstart-aws-config-")
+            os.close(fd)
+            restored["AWS_CONFIG_FILE"] = self._config
+        self._set_environment(restored)
         self.emulator.retire_identity(self.init_identity.name)
         self._added.remove(self.init_identity.name)
         ended = self.emulator.end_sessions(self.server.name, self.user)
@@ -259,6 +269,9 @@ class SnapStartSimulation:
             with contextlib.suppress(EmulatorError):
                 self.emulator.retire_identity(name)
         self._added.clear()
+        if self._config is not None:
+            os.unlink(self._config)
+            self._config = None
         for name, value in self._saved.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -296,13 +309,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--driver", default="psycopg2", choices=sorted(DRIVERS))
     parser.add_argument("--later", type=float, default=1800.0,
                         help="seconds between snapshot and restore (default: 1800)")
+    parser.add_argument("--via-botocore", action="store_true",
+                        help="restore with an (empty) AWS config file in play, so that "
+                        "botocore's chain fetches the container credentials (for comparison)")
     parser.add_argument("--no-hooks", action="store_true",
                         help="skip the hooks (the negative control)")
     args = parser.parse_args(argv)
     emulator = Emulator(args.state_dir)
     try:
         with SnapStartSimulation(emulator, args.driver, later=args.later,
-                                 hooks=not args.no_hooks) as simulation:
+                                 hooks=not args.no_hooks,
+                                 via_botocore=args.via_botocore) as simulation:
             report = simulation.run()
     except Exception as exc:  # the negative control fails here: report how
         print(json.dumps({"driver": args.driver, "error": f"{type(exc).__name__}: {exc}"}))

@@ -55,6 +55,18 @@ def test_the_first_query_after_a_restore_succeeds_with_no_refused_login(
     assert report["hooks_seconds"] < 10  # Lambda's limit for after-restore hooks
 
 
+def test_with_a_config_file_in_play_botocore_fetches_and_the_report_sees_it(
+    rds_iam_emulator: EmulatorInfo,
+) -> None:
+    """The control of "botocore is not imported by the restore": when botocore's chain
+    must decide (an AWS config file exists), the restore imports it, and the report says
+    so; the login still succeeds (the hooks made the source choose again)."""
+    code, report = simulate(rds_iam_emulator, "psycopg2", "--via-botocore")
+    assert code == 0, report
+    assert report["refused_logins"] == 0 and report["credential_requests"] == 1
+    assert "botocore.credentials" in report["botocore_imported_by_restore"]
+
+
 @pytest.mark.parametrize("driver", sorted(DRIVERS))
 def test_without_the_hooks_the_first_query_after_a_restore_fails(
     rds_iam_emulator: EmulatorInfo, driver: str
