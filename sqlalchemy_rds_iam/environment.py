@@ -4,7 +4,9 @@ The environment is the first link of botocore's default chain and how Lambda han
 function its role's credentials. Importing botocore to read four variables costs 50-70 ms
 of a cold start, so :class:`EnvironmentSource` reads them itself, with ``EnvProvider``'s
 semantics (``tests/unit/test_sigv4.py`` holds it to botocore), and marks them
-``from_environment`` so that :mod:`.sigv4` signs them. Anything else, it hands to
+``from_environment`` so that :mod:`.sigv4` signs them. The container credentials endpoint
+(SnapStart, ECS, EKS Pod Identity), when botocore's chain would reach it, it hands to
+:class:`~.container.ContainerSource`, botocore-free too; anything else to
 :class:`~.credentials.BotocoreSource`.
 """
 
