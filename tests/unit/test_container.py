@@ -414,3 +414,22 @@ def test_a_fresh_process_with_container_variables_signs_without_botocore(
     assert out.stdout.strip() == "[]"
     assert [r.status for r in endpoint.requests] == [200]
     assert endpoint.auth_token not in out.stdout + out.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_child_forked_mid_fetch_fetches_on_its_own(endpoint: CredentialsEndpoint) -> None:
+    """The fetch lock, inherited held by a forked child (gunicorn/celery pre-fork while
+    another thread fetches), is replaced there: the child's first use does not hang."""
+    from tests.unit.test_fork_safety import _fork_and_run
+
+    source = ContainerSource(endpoint.env(), sleep=no_sleep)
+    source._lock.acquire()  # what a thread in the middle of a fetch holds
+    try:
+        def child() -> None:
+            assert source.frozen().access_key == "ASIACONTAINER0000001"
+
+        status, elapsed = _fork_and_run(child, timeout=5.0)
+    finally:
+        source._lock.release()
+    assert status == 0, "the forked child hung on the fetch lock it inherited"
+    assert elapsed < 3.0
