@@ -77,6 +77,8 @@ class RestoreReport:
     credential_requests: int
     """Requests the container credentials endpoint got after the restore."""
     who: str
+    pool_pre_ping: bool
+    """Whether the engine's pool pinged connections at checkout (the simulation: no)."""
 
     @property
     def restore_to_first_query(self) -> float:
@@ -252,6 +254,7 @@ class SnapStartSimulation:
             botocore_imported_by_restore=sorted(_botocore_modules() - botocore_before),
             credential_requests=len(self.endpoint.requests),
             who=who,
+            pool_pre_ping=bool(getattr(self.engine, "sync_engine", self.engine).pool._pre_ping),
         )
 
     def close(self) -> None:

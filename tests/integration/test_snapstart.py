@@ -45,6 +45,7 @@ def test_the_first_query_after_a_restore_succeeds_with_no_refused_login(
           f"{report['restore_to_first_query'] * 1000:.1f} ms (hooks "
           f"{report['hooks_seconds'] * 1000:.2f} ms)")
     assert report["who"] == "iamuser"
+    assert report["pool_pre_ping"] is False
     assert report["refused_logins"] == 0
     assert report["logins"] >= 1  # the verifier log is read: a login was seen
     assert report["sessions_ended"] >= 1  # init's pooled connection was there, and died
