@@ -9,8 +9,11 @@ STAMP  := $(VENV)/.installed
 # (pyenv's); otherwise $(PYTHON) with SQLAlchemy 2.0.
 COMPAT_PYTHON ?= $(firstword $(wildcard /root/.pyenv/versions/3.10.*/bin/python3) $(PYTHON))
 COMPAT_VENV   ?= .venv-compat
+# The newest Python this machine has (pyenv's 3.12+; Lambda's SnapStart runtimes), if any.
+NEWEST_PYTHON ?= $(lastword $(PYTHON) $(sort $(wildcard /root/.pyenv/versions/3.1[2-9].*/bin/python3)))
+NEWEST_VENV   ?= .venv-newest
 
-.PHONY: all system venv test lint unit docs package compat demo bench clean
+.PHONY: all system venv test lint unit docs package compat newest demo bench clean
 
 all: test
 
@@ -53,6 +56,7 @@ test: venv lint
 	$(MAKE) docs
 	$(MAKE) package
 	$(MAKE) compat
+	$(MAKE) newest
 
 # The documentation site, into site/; --strict: a broken link or reference fails the build
 # (not with --quiet, which hides the warnings that --strict counts).
@@ -74,6 +78,17 @@ compat: system $(COMPAT_VENV)/.installed
 	@$(COMPAT_VENV)/bin/python -c 'import sys, sqlalchemy; print("compat: Python", sys.version.split()[0], "SQLAlchemy", sqlalchemy.__version__)'
 	$(COMPAT_VENV)/bin/python -m pytest -q -p no:cacheprovider
 
+$(NEWEST_VENV)/.installed: pyproject.toml
+	$(NEWEST_PYTHON) -m venv $(NEWEST_VENV)
+	$(NEWEST_VENV)/bin/python -m pip install -q --upgrade pip
+	$(NEWEST_VENV)/bin/python -m pip install -q -e '.[dev]'
+	touch $@
+
+# The whole suite again on the newest Python (Lambda's newest runtimes, SnapStart's 3.12+).
+newest: system $(NEWEST_VENV)/.installed
+	@$(NEWEST_VENV)/bin/python -c 'import sys, sqlalchemy; print("newest: Python", sys.version.split()[0], "SQLAlchemy", sqlalchemy.__version__)'
+	$(NEWEST_VENV)/bin/python -m pytest -q -p no:cacheprovider
+
 demo: venv
 	$(PY) examples/lambda/run_local.py --demo
 
@@ -85,4 +100,4 @@ bench: venv
 
 clean:
 	-$(VENV)/bin/sqlalchemy-rds-iam emulator stop
-	rm -rf $(VENV) $(COMPAT_VENV) .venv-bench build dist site *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(COMPAT_VENV) $(NEWEST_VENV) .venv-bench build dist site *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -46,7 +46,9 @@ __all__ = [
     "TrustStoreError",
     "UnsupportedDriverError",
     "__version__",
+    "after_restore",
     "attach",
+    "before_snapshot",
     "connector",
 ]
 
@@ -72,6 +74,23 @@ def connector(engine: Engine | AsyncEngine) -> IamConnector:
     from .plugin import connector as _connector
 
     return _connector(engine)
+
+
+def before_snapshot() -> None:
+    """Before a process snapshot: drop every token and credential, mark pooled connections
+    invalid (registered with Lambda SnapStart's runtime hooks when present; see
+    :mod:`sqlalchemy_rds_iam.snapshot`)."""
+    from .snapshot import before_snapshot as _before
+
+    _before()
+
+
+def after_restore() -> None:
+    """After a snapshot restore: drop every token and credential; every engine's pooled
+    connections are replaced at their next checkout (see :mod:`sqlalchemy_rds_iam.snapshot`)."""
+    from .snapshot import after_restore as _after
+
+    _after()
 
 
 def _register_plugin() -> None:

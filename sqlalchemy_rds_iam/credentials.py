@@ -45,7 +45,8 @@ class FrozenCredentials:
     expiry: float | None
     """Epoch seconds after which these credentials stop working; ``None``: long-lived."""
     from_environment: bool = False
-    """Read from ``AWS_*`` variables without botocore: signed without botocore too."""
+    """Read without botocore (``AWS_*`` variables, the container endpoint): signed without
+    botocore too."""
 
 
 class CredentialSource(Protocol):
@@ -122,6 +123,7 @@ class BotocoreSource:
     def __init__(self, profile: str | None = None, session: Any = None) -> None:
         self._profile = profile
         self._session = session  # a boto3.Session or botocore Session, or None
+        self._owns_session = session is None
         self._credentials: Any = None
         self._lock = threading.Lock()
 
@@ -205,6 +207,22 @@ class BotocoreSource:
 
     def access_key_hint(self) -> str | None:
         return _current_key(self._credentials)
+
+    def forget(self) -> None:
+        """Drop the resolved credentials, and a session of our own (it caches them too).
+
+        A session the user passed is theirs: botocore refreshes its credentials by expiry.
+        """
+        self._credentials = None
+        if self._owns_session:
+            self._session = None
+
+    def warm(self) -> None:
+        """Import botocore and build the session and its credential chain, loading nothing."""
+        session = self._botocore_session()
+        session = getattr(session, "_session", session)  # boto3.Session -> botocore Session
+        if hasattr(session, "get_component"):
+            session.get_component("credential_provider")
 
     def client(self, service: str, region: str | None, credentials: Any) -> Any:
         """A botocore client built from this source's session (for STS: honours
@@ -302,6 +320,14 @@ class AssumeRoleSource:
 
     def access_key_hint(self) -> str | None:
         return _current_key(self._credentials)
+
+    def forget(self) -> None:
+        """Drop the role's session and the base credentials (STS is asked again)."""
+        self._credentials = None
+        self._base.forget()
+
+    def warm(self) -> None:
+        self._base.warm()
 
 
 #: What a ``credentials_provider`` returns: (access key, secret, [session token, [expiry]]).
@@ -405,6 +431,11 @@ class CallableSource:
         if self._refreshable is not None:
             return _current_key(self._refreshable)
         return self._last_key
+
+    def forget(self) -> None:
+        """Drop what the provider returned: the next signing asks it again."""
+        self._refreshable = None
+        self._last_key = None
 
 
 def source_for(options: Options, region: str | None = None) -> CredentialSource:

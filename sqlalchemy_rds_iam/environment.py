@@ -4,19 +4,21 @@ The environment is the first link of botocore's default chain and how Lambda han
 function its role's credentials. Importing botocore to read four variables costs 50-70 ms
 of a cold start, so :class:`EnvironmentSource` reads them itself, with ``EnvProvider``'s
 semantics (``tests/unit/test_sigv4.py`` holds it to botocore), and marks them
-``from_environment`` so that :mod:`.sigv4` signs them. Anything else, it hands to
+``from_environment`` so that :mod:`.sigv4` signs them. The container credentials endpoint
+(SnapStart, ECS, EKS Pod Identity), when botocore's chain would reach it, it hands to
+:class:`~.container.ContainerSource`, botocore-free too; anything else to
 :class:`~.credentials.BotocoreSource`.
 """
 
 from __future__ import annotations
 
-import datetime
 import os
-import re
 import time
 from collections.abc import Callable, Mapping
 
+from .container import ContainerSource, chain_reaches_container
 from .credentials import BotocoreSource, FrozenCredentials, _credentials_error
+from .refresh import ADVISORY_REFRESH, MANDATORY_REFRESH, STILL_EXPIRED, NotPlain, parse_expiry
 
 __all__ = ["EnvironmentSource"]
 
@@ -24,19 +26,9 @@ __all__ = ["EnvironmentSource"]
 _ACCESS_KEY, _SECRET_KEY = "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"
 _TOKENS = ("AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN")
 _EXPIRY = "AWS_CREDENTIAL_EXPIRATION"
-#: botocore's ``RefreshableCredentials`` windows: within the advisory one it re-reads the
-#: environment and keeps the old values if that fails; within the mandatory one it must.
-_ADVISORY_REFRESH, _MANDATORY_REFRESH = 15 * 60, 10 * 60
-#: The ISO 8601 form STS, the CLI (``export-credentials``) and containers write. Anything
-#: else dateutil might read differently, so botocore reads it (see ``EnvironmentSource``).
-_ISO_EXPIRY = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(Z|[+-]\d\d:\d\d)",
-    re.ASCII,
-)
-
-
-class _NotPlain(Exception):
-    """The environment holds something only botocore should interpret."""
+#: Under their old names here: botocore's refresh windows and the expiry reader (``refresh``).
+_ADVISORY_REFRESH, _MANDATORY_REFRESH = ADVISORY_REFRESH, MANDATORY_REFRESH
+_NotPlain, _parse_expiry = NotPlain, parse_expiry
 
 
 class PartialCredentialsError(Exception):
@@ -44,26 +36,6 @@ class PartialCredentialsError(Exception):
 
     def __init__(self, variable: str) -> None:
         super().__init__(f"Partial credentials found in env, missing: {variable}")
-
-
-def _parse_expiry(text: str) -> float:
-    match = _ISO_EXPIRY.fullmatch(text)
-    if match is None:
-        raise _NotPlain
-    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
-    fraction, zone = match.group(7), match.group(8)
-    offset = datetime.timedelta()
-    if zone != "Z":
-        sign = -1 if zone[0] == "-" else 1
-        offset = sign * datetime.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
-    try:
-        moment = datetime.datetime(
-            year, month, day, hour, minute, second, int((fraction or "0").ljust(6, "0")),
-            tzinfo=datetime.timezone(offset),
-        )
-    except ValueError as exc:  # month 13, hour 25, offset of a day or more ...
-        raise _NotPlain from exc
-    return moment.timestamp()
 
 
 def _read_environment(environ: Mapping[str, str], require_expiry: bool) -> FrozenCredentials | None:
@@ -92,8 +64,11 @@ class EnvironmentSource:
     Lambda, ECS task overrides and CI pass credentials. Those are read here with botocore's
     ``EnvProvider`` semantics (empty counts as unset; a missing secret is an error; with an
     expiry, re-read in its refresh windows) and signed with the standard-library presigner,
-    so botocore, 50-70 ms of a cold start, is never imported. With no access key, or an
-    expiry in a form other than ISO 8601, the rest is botocore's: :class:`BotocoreSource`.
+    so botocore, 50-70 ms of a cold start, is never imported. With no access key but a
+    container credentials endpoint that botocore's chain would reach (SnapStart, ECS, EKS
+    Pod Identity), :class:`~.container.ContainerSource` asks it, botocore-free as well.
+    Anything else (no such variables, a profile or config file in play, an expiry in a form
+    other than ISO 8601) is botocore's: :class:`BotocoreSource`.
     """
 
     def __init__(
@@ -105,6 +80,15 @@ class EnvironmentSource:
         self._clock = clock
         self._current: FrozenCredentials | None = None
         self._botocore: BotocoreSource | None = None
+        self._container: ContainerSource | None = None
+
+    def _container_source(self) -> ContainerSource | None:
+        """The container endpoint's source when botocore's chain would end up there."""
+        if not chain_reaches_container(self._environ):
+            return None
+        if self._container is None:
+            self._container = ContainerSource(self._environ, clock=self._clock)
+        return self._container
 
     def _fallback(self) -> BotocoreSource:
         if self._botocore is None:
@@ -124,6 +108,12 @@ class EnvironmentSource:
             if current is not None:
                 self._current = current
                 return current
+            container = self._container_source()
+            if container is not None:
+                try:
+                    return container.frozen()
+                except NotPlain:  # an expiry only botocore should read: botocore asks
+                    self._container = None
         return self._fallback().frozen()
 
     def _load(self) -> FrozenCredentials | None:
@@ -143,19 +133,46 @@ class EnvironmentSource:
             return current
         assert refreshed is not None and refreshed.expiry is not None
         if refreshed.expiry - self._clock() < 0:
-            raise RuntimeError(
-                "Credentials were refreshed, but the refreshed credentials are still expired."
-            )
+            raise RuntimeError(STILL_EXPIRED)
         return refreshed
 
     def region(self) -> str | None:
         name = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
-        return name or self._fallback().region()
+        if name or (self._botocore is None and self._container_source() is not None):
+            return name or None  # no config file in play: botocore would find none either
+        return self._fallback().region()
 
     def describe(self) -> str:
+        if self._botocore is None and self._current is None:
+            container = self._container_source()
+            if container is not None:
+                return f"default credential chain, {container.describe()}"
         return BotocoreSource().describe()  # no botocore import: names AWS_PROFILE if set
 
     def access_key_hint(self) -> str | None:
         if self._botocore is not None:
             return self._botocore.access_key_hint()
-        return self._current.access_key if self._current is not None else None
+        if self._current is not None:
+            return self._current.access_key
+        return self._container.access_key_hint() if self._container is not None else None
+
+    def forget(self) -> None:
+        """Drop every credential read or fetched, and which source supplies them: after a
+        snapshot restore the environment may hand out credentials another way."""
+        self._current = None
+        self._botocore, self._container = None, None
+
+    def warm(self) -> None:
+        """Do the one-time work of the path the next connect will take (SnapStart init):
+        nothing for keys in the environment, imports for the container endpoint, botocore's
+        session and credential chain otherwise. Loads no credentials."""
+        try:
+            if _read_environment(self._environ, require_expiry=False) is not None:
+                return
+        except (PartialCredentialsError, NotPlain):
+            return  # the connect reports it
+        container = self._container_source()
+        if container is not None:
+            container.warm()
+        else:
+            self._fallback().warm()

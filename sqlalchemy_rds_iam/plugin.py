@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import event
 from sqlalchemy.engine import URL, CreateEnginePlugin, Dialect, Engine
 
+from . import snapshot
 from .backoff import RetryPolicy, pause, retrying, worth_retrying
 from .credentials import CredentialSource, source_for
 from .drivers import DriverSpec, Transport, place
@@ -190,6 +191,15 @@ class IamConnector:
                 await_only(asyncio.to_thread(lambda: box.append(self._token_blocking())))
                 return box.pop()
         return self._token_blocking()
+
+    def forget(self) -> None:
+        """Drop the cached tokens and the credentials resolved (``snapshot.py``: around a
+        snapshot); the next connect fetches credentials and signs anew."""
+        self.cache.clear()
+        self._last_signing = None
+        forget = getattr(self.source, "forget", None)
+        if forget is not None:
+            forget()
 
     def on_error(self, context: Any) -> None:
         """A connect that failed drops the cached token, so the next attempt signs anew.
@@ -364,6 +374,7 @@ def _install(engine: Engine, connector: IamConnector) -> None:
     event.listen(engine, "do_connect", connector)
     event.listen(engine, "handle_error", connector.on_error)
     _ATTACHED[engine] = connector
+    snapshot.serve(engine, connector)  # SnapStart hooks; its init's one-time work
 
 
 def engine_connect_arguments(engine: Engine) -> tuple[list[Any], dict[str, Any]]:

@@ -34,6 +34,7 @@ __all__ = [
     "SignedToken",
     "TokenCache",
     "TokenKey",
+    "clear_all",
     "credential_margin",
     "reuse_margin",
     "sign_token",
@@ -293,6 +294,12 @@ class TokenCache:
 
 #: Every live cache, so a forked child (gunicorn/celery pre-fork) can replace their locks.
 _CACHES: weakref.WeakSet[TokenCache] = weakref.WeakSet()
+
+
+def clear_all() -> None:
+    """Forget the tokens of every live cache (``snapshot.py``: a snapshot must hold none)."""
+    for cache in list(_CACHES):
+        cache.clear()
 
 
 def _reset_locks_after_fork() -> None:

@@ -261,6 +261,26 @@ class Emulator:
             launch.restart(self, info, server)
             return info
 
+    def end_sessions(self, server: str, user: str) -> int:
+        """End every session ``user`` has on ``server`` (``postgresql`` or ``mysql``) as its
+        admin would (``pg_terminate_backend``, ``KILL CONNECTION``); returns how many.
+
+        What the connections of a restored snapshot are: open on the client's side, gone
+        on the server's. The server itself stays up (unlike :meth:`restart`).
+        """
+        self._require_root("ending sessions on an emulator server")
+        info = self.status()
+        if info is None:
+            raise EmulatorError(f"no emulator runs in {self.state_dir}; start it first")
+        running = info.servers[server]  # ServerNotRunningError if this emulator lacks it
+        instance = launch.server_instance(
+            self, servers.find_binaries(), server, running.port, running.password or ""
+        )
+        if not isinstance(instance, servers.DatabaseServer):
+            raise EmulatorError(f"{server} holds no sessions of its own; choose postgresql "
+                                "or mysql")
+        return instance.end_sessions(user)
+
     # -- identities and throttling on a running emulator ---------------------------------------
 
     def add_identity(self, identity: Identity) -> EmulatorInfo:

@@ -414,6 +414,10 @@ class DatabaseServer(Server):
         """Statements that create the database, the IAM users and the password user."""
         raise NotImplementedError
 
+    def end_sessions(self, user: str) -> int:
+        """End every session of ``user`` as the server's admin would; returns how many."""
+        raise NotImplementedError
+
 
 @dataclass
 class PostgresServer(DatabaseServer):
@@ -437,6 +441,16 @@ class PostgresServer(DatabaseServer):
         argv = [str(self.bins.pg_bin / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
         argv += ["-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres", "-d", database]
         run_as(self.user, argv, stdin=sql, cwd=self.root)
+
+    def end_sessions(self, user: str) -> int:
+        """``pg_terminate_backend`` (waiting up to 5 s for each to end) as ``postgres``."""
+        assert self.bins.pg_bin is not None
+        argv = [str(self.bins.pg_bin / "psql"), "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1"]
+        argv += ["-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres", "-d",
+                 "postgres"]
+        sql = ("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) "  # noqa: S608
+               f"FROM pg_stat_activity WHERE usename = {_sql_quote(user)};\n")
+        return int(run_as(self.user, argv, stdin=sql, cwd=self.root).strip() or 0)
 
     def start(self, tls: TlsFiles, record: Callable[[int], None]) -> None:
         """initdb, configure, start, then create roles and database."""
@@ -563,6 +577,16 @@ class MariaDbServer(DatabaseServer):
         except EmulatorError:
             return False
         return True
+
+    def end_sessions(self, user: str) -> int:
+        """``KILL CONNECTION`` for each of ``user``'s threads, as root (unix socket)."""
+        ids = self._client(
+            "SELECT id FROM information_schema.processlist "  # noqa: S608
+            f"WHERE user = {_sql_quote(user)};\n"
+        ).split()
+        if ids:
+            self._client("".join(f"KILL CONNECTION {int(i)};\n" for i in ids))
+        return len(ids)
 
     def start(self, tls: TlsFiles, record: Callable[[int], None]) -> None:
         """Install the datadir, start mariadbd, create users and database."""

@@ -40,7 +40,9 @@ def test_public_surface_is_pinned() -> None:
         "TrustStoreError",
         "UnsupportedDriverError",
         "__version__",
+        "after_restore",
         "attach",
+        "before_snapshot",
         "connector",
     ]
     for name in sqlalchemy_rds_iam.__all__:
