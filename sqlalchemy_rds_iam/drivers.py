@@ -25,11 +25,9 @@ they first run, which is after SQLAlchemy has already imported it for the dialec
 
 from __future__ import annotations
 
-import configparser
 import functools
 import os
 import ssl
-import tempfile
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -285,6 +283,8 @@ def _option_file(cparams: Mapping[str, Any], groups: Sequence[str]) -> None:
                 "files, which this check cannot see", "name the file with read_default_file")
     if _cleartext_option_file.cache_info().currsize and path == _cleartext_option_file():
         return
+    import configparser  # MySQL option files only: not on PostgreSQL's cold start
+
     parser = configparser.ConfigParser(allow_no_value=True, strict=False, interpolation=None)
     try:
         with open(os.path.expanduser(str(path)), encoding="utf-8") as fh:
@@ -546,6 +546,8 @@ def _cleartext_option_file() -> str:
     Per connection (``read_default_file=``) rather than ``LIBMYSQL_ENABLE_CLEARTEXT_PLUGIN``,
     which is process-wide and only read when the library initialises.
     """
+    import tempfile
+
     fd, path = tempfile.mkstemp(prefix="sqlalchemy-rds-iam-", suffix=".cnf")
     with os.fdopen(fd, "w") as fh:
         fh.write("[client]\nenable-cleartext-plugin\n")

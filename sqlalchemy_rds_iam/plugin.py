@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import shlex
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -225,6 +224,8 @@ class IamConnector:
 
     def doctor_command(self) -> str:
         """The ``sqlalchemy-rds-iam doctor '<url>'`` line for this engine (no secrets)."""
+        import shlex  # a refused login's note only: not on a successful connect's path
+
         url = self._url.set(password=None)
         query = {name: str(getattr(self._options, name)) for name in OPTION_NAMES
                  if getattr(self._options, name) not in (None, Options().iam_tls)}
