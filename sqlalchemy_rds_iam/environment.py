@@ -11,6 +11,7 @@ semantics (``tests/unit/test_sigv4.py`` holds it to botocore), and marks them
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import re
 import time
@@ -29,10 +30,13 @@ _EXPIRY = "AWS_CREDENTIAL_EXPIRATION"
 _ADVISORY_REFRESH, _MANDATORY_REFRESH = 15 * 60, 10 * 60
 #: The ISO 8601 form STS, the CLI (``export-credentials``) and containers write. Anything
 #: else dateutil might read differently, so botocore reads it (see ``EnvironmentSource``).
-_ISO_EXPIRY = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(Z|[+-]\d\d:\d\d)",
-    re.ASCII,
-)
+_ISO_EXPIRY = r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(Z|[+-]\d\d:\d\d)"
+
+
+@functools.cache
+def _iso_expiry() -> re.Pattern[str]:
+    """Compiled on first use: Lambda's environment has no expiry to parse."""
+    return re.compile(_ISO_EXPIRY, re.ASCII)
 
 
 class _NotPlain(Exception):
@@ -47,7 +51,7 @@ class PartialCredentialsError(Exception):
 
 
 def _parse_expiry(text: str) -> float:
-    match = _ISO_EXPIRY.fullmatch(text)
+    match = _iso_expiry().fullmatch(text)
     if match is None:
         raise _NotPlain
     year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
