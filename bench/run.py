@@ -217,22 +217,24 @@ def report_cold_start(samples: Samples, runs: int) -> tuple[dict[str, float], fl
     """Print the cold-start table; returns the wall ratios and ours' extra peak RSS (KiB)."""
     med = {name: {k: statistics.median(v) for k, v in figures.items()}
            for name, figures in samples.items()}
+    low = {name: min(figures["cpu"]) for name, figures in samples.items()}
     print(f"cold start, fresh process to its first SELECT 1 over verify-full TLS "
-          f"(median of {runs}, alternating):")
-    print(f"  {'':<40} {'wall':>9} {'CPU':>9} {'peak RSS':>10}")
+          f"(median of {runs}, alternating; CPU min: the least-disturbed run):")
+    print(f"  {'':<40} {'wall':>9} {'CPU':>9} {'CPU min':>9} {'peak RSS':>10}")
     labels = {**CONTENDERS, **{n: f"ours at {n[4:]}" for n in med if n.startswith("ref ")}}
     for name, label in labels.items():
         m = med[name]
-        print(f"  {label:<40} {m['wall']:6.1f} ms {m['cpu']:6.1f} ms {m['rss'] / 1024:6.1f} MiB")
+        print(f"  {label:<40} {m['wall']:6.1f} ms {m['cpu']:6.1f} ms {low[name]:6.1f} ms "
+              f"{m['rss'] / 1024:6.1f} MiB")
     ratios = {}
-    for ref in TARGETS:
-        ratios[ref] = med["ours"]["wall"] / med[ref]["wall"]
-        cpu = med["ours"]["cpu"] / med[ref]["cpu"]
-        print(f"  ours / {ref + ':':<10} wall {ratios[ref]:.3f}   CPU {cpu:.3f}   "
-              f"(target <= {TARGETS[ref]})")
-    for ref in (n for n in med if n.startswith("ref ")):
-        print(f"  ours / {labels[ref]}: wall {med['ours']['wall'] / med[ref]['wall']:.3f}   "
-              f"CPU {med['ours']['cpu'] / med[ref]['cpu']:.3f}")
+    for ref in [*TARGETS, *(n for n in med if n.startswith("ref "))]:
+        ratio = med["ours"]["wall"] / med[ref]["wall"]
+        if ref in TARGETS:
+            ratios[ref] = ratio
+        print(f"  ours / {labels[ref].split(' (')[0] + ':':<27} wall {ratio:.3f}   "
+              f"CPU {med['ours']['cpu'] / med[ref]['cpu']:.3f}   "
+              f"CPU min {low['ours'] / low[ref]:.3f}"
+              + (f"   (target <= {TARGETS[ref]}, wall)" if ref in TARGETS else ""))
     extra_rss = med["ours"]["rss"] - med["password"]["rss"]
     print(f"  peak RSS, ours - password: {extra_rss / 1024:+.2f} MiB "
           f"(target <= {RSS_MARGIN_KIB / 1024:.0f} MiB)")
