@@ -4,8 +4,9 @@ Run: ``.venv/bin/python bench/imports.py [--ref REF] [--runs N] [--state-dir DIR
 (the emulator). The two apps of ``bench/run.py``'s cold start (the same SQLAlchemy +
 psycopg2 app, a first ``SELECT 1`` over verify-full TLS; ``?plugin=rds_iam`` or a stored
 password) run under ``python -X importtime`` in the Lambda-like venv (bytecode compiled), and
-every module that only ours imports is listed with its self and cumulative time (medians of
-``--runs`` processes; importtime's own overhead inflates both). With ``--ref``, the package
+every module that only ours imports is listed with its self and cumulative time (the least of
+``--runs`` processes: on a shared machine the least-disturbed run is the module's own cost;
+importtime's own overhead inflates both). With ``--ref``, the package
 at that git ref (exported, compiled, first on ``PYTHONPATH``) is listed beside the working
 tree: the before/after table of ``docs/performance.md``.
 """
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +27,7 @@ Times = dict[str, tuple[float, float]]
 
 
 def importtime(python: str, script: str, env: dict[str, str], runs: int) -> Times:
-    """Module -> (self us, cumulative us), medians over the runs that imported it."""
+    """Module -> (self us, cumulative us), least over the runs that imported it."""
     seen: dict[str, list[tuple[int, int]]] = {}
     for _ in range(runs):
         out = subprocess.run([python, "-X", "importtime", "-c", script], env=env, cwd="/",
@@ -37,7 +37,7 @@ def importtime(python: str, script: str, env: dict[str, str], runs: int) -> Time
                 continue
             self_us, cumulative, name = line[len("import time:"):].split("|")
             seen.setdefault(name.strip(), []).append((int(self_us), int(cumulative)))
-    return {name: (statistics.median(s for s, _ in t), statistics.median(c for _, c in t))
+    return {name: (min(s for s, _ in t), min(c for _, c in t))
             for name, t in seen.items() if len(t) * 2 > runs}
 
 
@@ -99,7 +99,7 @@ def main() -> int:
     finally:
         emulator.release(stop=started)
     print(f"Modules a first connect imports with ?plugin=rds_iam and not with a stored "
-          f"password (us, medians of {args.runs} runs under -X importtime; load average "
+          f"password (us, least of {args.runs} runs under -X importtime; load average "
           f"{run.load_average()}):\n")
     print(table(columns))
     return 0
