@@ -23,7 +23,8 @@ because the machines are noisy.
    from this checkout, not editable, with bytecode compiled as pip leaves it in a
    deployment package; SQLAlchemy, boto3, psycopg2), medians of ``--runs`` fresh processes
    whose order rotates. Wall time, CPU time (the child's user + system time, from the
-   kernel) and peak RSS (``ru_maxrss`` of the child, after its first query).
+   kernel) and peak RSS after the first query (the child's ``VmHWM``: its ``ru_maxrss``
+   also counts the parent's pages it was forked with, before ``exec``).
 
 ``bench/imports.py`` lists what the plugin makes a first connect import (``-X importtime``);
 ``bench/field.py`` (also run by ``make bench``) measures every published alternative.
@@ -68,6 +69,8 @@ RSS_MARGIN_KIB = 2048
 _QUERY = """
 with engine.connect() as conn:
     conn.execute(sa.text("SELECT 1")).scalar()
+with open("/proc/self/status") as status:  # peak RSS of this program, in KiB
+    print(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
 """
 
 
@@ -193,19 +196,24 @@ def cold_start(python: str, scripts: dict[str, str], envs: dict[str, dict[str, s
     samples: Samples = {name: {"wall": [], "cpu": [], "rss": []} for name in scripts}
     names = list(scripts)
     for name in names:  # one unmeasured run each: page cache, the server's first backends
-        subprocess.run([python, "-c", scripts[name]], env=envs[name], cwd="/", check=True)
+        subprocess.run([python, "-c", scripts[name]], env=envs[name], cwd="/", check=True,
+                       stdout=subprocess.DEVNULL)
     for i in range(runs):
         k = i % len(names)
         for name in names[k:] + names[:k]:  # rotate the order: drift hits all alike
             start = time.perf_counter()
-            proc = subprocess.Popen([python, "-c", scripts[name]], env=envs[name], cwd="/")
+            proc = subprocess.Popen([python, "-c", scripts[name]], env=envs[name], cwd="/",
+                                    stdout=subprocess.PIPE)
             _, status, usage = os.wait4(proc.pid, 0)
             samples[name]["wall"].append((time.perf_counter() - start) * 1000)
             proc.returncode = os.waitstatus_to_exitcode(status)
+            assert proc.stdout is not None
+            out = proc.stdout.read()
+            proc.stdout.close()
             if proc.returncode:
                 raise RuntimeError(f"{name} failed with exit code {proc.returncode}")
             samples[name]["cpu"].append((usage.ru_utime + usage.ru_stime) * 1000)
-            samples[name]["rss"].append(float(usage.ru_maxrss))  # KiB on Linux
+            samples[name]["rss"].append(float(out.split()[-1]))  # KiB
     return samples
 
 
