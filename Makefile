@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 COMPAT_PYTHON ?= $(firstword $(wildcard /root/.pyenv/versions/3.10.*/bin/python3) $(PYTHON))
 COMPAT_VENV   ?= .venv-compat
 
-.PHONY: all system venv test lint unit package compat demo bench clean
+.PHONY: all system venv test lint unit docs package compat demo bench clean
 
 all: test
 
@@ -50,8 +50,14 @@ unit: venv
 
 test: venv lint
 	$(PY) -m pytest
+	$(MAKE) docs
 	$(MAKE) package
 	$(MAKE) compat
+
+# The documentation site, into site/; --strict: a broken link or reference fails the build
+# (not with --quiet, which hides the warnings that --strict counts).
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # The package as pip users get it: sdist, wheel from it, installed into a fresh venv and checked.
 package: venv
@@ -79,4 +85,4 @@ bench: venv
 
 clean:
 	-$(VENV)/bin/sqlalchemy-rds-iam emulator stop
-	rm -rf $(VENV) $(COMPAT_VENV) .venv-bench build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(COMPAT_VENV) .venv-bench build dist site *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .endpoints import Endpoint
-from .errors import ConfigurationError, RdsIamError
+from .errors import ConfigurationError, RdsIamError, TrustStoreError
 
 __all__ = [
     "CACHE_DIR_ENV",
@@ -184,7 +184,15 @@ def _store_file(name: str, overrides: Mapping[str, str]) -> Path:
     if name in overrides:
         return Path(overrides[name])
     stored = stored_bundle(name)
-    return stored if stored.is_file() else SHIPPED_DIR / TRUST_STORES[name].filename
+    if not os.path.lexists(stored):
+        return SHIPPED_DIR / TRUST_STORES[name].filename
+    problem = _not_private(stored.parent, directory=True) or _not_private(stored)
+    if problem:  # another account could have written it: it is no root of ours
+        raise TrustStoreError(
+            f"refusing the stored CA bundle {stored}: {problem}; remove it and run "
+            "`sqlalchemy-rds-iam ca update` (or set " + CACHE_DIR_ENV + " to a private directory)"
+        )
+    return stored
 
 
 def bundle_path(name: str) -> str:
@@ -198,22 +206,38 @@ def bundle_path(name: str) -> str:
     return str(_combined(tuple(str(p) for p in parts)))
 
 
-def _combined(parts: tuple[str, ...]) -> Path:
-    """A file holding ``parts`` one after the other, named by its content, written once."""
+def _digest(data: bytes) -> str:
     import hashlib
+
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _tmp_dir() -> Path:
+    """Our directory under ``$TMPDIR``: one per account, so no other user can pre-empt it."""
     import tempfile
 
+    uid = os.geteuid() if hasattr(os, "geteuid") else 0
+    return Path(tempfile.gettempdir()) / f"sqlalchemy-rds-iam-{uid}"
+
+
+def _combined(parts: tuple[str, ...]) -> Path:
+    """A file holding ``parts`` one after the other, named by its content's hash; a file of
+    that name whose content does not hash to it (planted, truncated) is written anew."""
     pem = b"".join(Path(p).read_bytes().rstrip(b"\n") + b"\n" for p in parts)
-    digest = hashlib.sha256(pem).hexdigest()[:16]
-    for directory in (_cache_dir(), Path(tempfile.gettempdir()) / "sqlalchemy-rds-iam"):
+    digest = _digest(pem)
+    problems = []
+    for directory in (_cache_dir(), _tmp_dir()):
         target = directory / f"combined-{digest}.pem"
         try:
-            if not target.is_file():
+            _private_dir(directory)
+            if _not_private(target) or _digest(target.read_bytes()) != digest:
                 _store_atomically(target, pem)
             return target
-        except OSError:
-            continue  # e.g. a read-only home directory on Lambda: fall back to /tmp
-    raise RdsIamError("cannot write the combined CA bundle to the cache directory or /tmp")
+        except (OSError, RdsIamError) as exc:
+            # e.g. a read-only home directory on Lambda: fall back to $TMPDIR
+            problems.append(f"{directory}: {exc}")
+    raise RdsIamError("cannot write the combined CA bundle to a private directory ("
+                      + "; ".join(problems) + f"): set {CACHE_DIR_ENV} to a directory of yours")
 
 
 def default_ca_bundle(endpoint: Endpoint | None = None) -> str:
@@ -301,10 +325,43 @@ def count_certificates(pem: bytes) -> int:
     return len(context.get_ca_certs())
 
 
+def _not_private(path: Path, *, directory: bool = False) -> str | None:
+    """Why another account could have written ``path`` (or it is missing), else ``None``."""
+    import stat
+
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror or exc})"
+    kind = stat.S_ISDIR if directory else stat.S_ISREG
+    if not kind(st.st_mode):
+        return f"it is not a {'directory' if directory else 'regular file'} (a link?)"
+    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+        return f"it is owned by uid {st.st_uid}, not by this user (uid {os.geteuid()})"
+    if st.st_mode & 0o022:
+        return f"its mode {stat.S_IMODE(st.st_mode):o} lets other users write to it"
+    return None
+
+
+def _private_dir(directory: Path) -> Path:
+    """``directory``, created with mode 0700, or an existing one of this user's that no one
+    else can write to (tightened to 0700); raises :class:`RdsIamError` otherwise."""
+    try:
+        directory.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        pass
+    problem = _not_private(directory, directory=True)
+    if problem:
+        raise RdsIamError(f"refusing to write CA bundles to {directory}: {problem}")
+    if os.stat(directory).st_mode & 0o077:
+        os.chmod(directory, 0o700)
+    return directory
+
+
 def _store_atomically(target: Path, data: bytes) -> None:
     import tempfile
 
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _private_dir(target.parent)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".bundle-")
     try:
         with os.fdopen(fd, "wb") as out:
@@ -315,13 +372,29 @@ def _store_atomically(target: Path, data: bytes) -> None:
         raise
 
 
-def _fetch(url: str, timeout: float) -> bytes:
+def _https_only_opener() -> Any:
+    """urllib's opener whose redirects may only lead to another https URL: whoever controls
+    a plain-HTTP leg could otherwise hand us roots that every engine then trusts."""
     import urllib.request
 
+    class HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any,
+                             newurl: str) -> Any:
+            if not newurl.lower().startswith("https://"):
+                raise RdsIamError(
+                    f"refusing the redirect from {req.full_url} to {newurl}: CA bundles are "
+                    "fetched over https only"
+                )
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    return urllib.request.build_opener(HttpsOnlyRedirects)
+
+
+def _fetch(url: str, timeout: float) -> bytes:
     if not url.startswith(("https://", "file://")):
         raise RdsIamError(f"refusing to fetch a CA bundle over {url.split(':', 1)[0]}: use https")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (scheme checked)
+        with _https_only_opener().open(url, timeout=timeout) as response:
             data: bytes = response.read()
     except OSError as exc:
         raise RdsIamError(f"could not download {url}: {exc}") from exc
@@ -341,17 +414,31 @@ def _parsed(url: str, pem: bytes) -> int:
 _PEM_BLOCK = rb"-----BEGIN CERTIFICATE-----\r?\n.+?-----END CERTIFICATE-----\r?\n?"
 
 
-def _roots_only(pem: bytes) -> bytes:
-    """The self-signed blocks of ``pem``, in order: AWS says to trust its roots only (the
-    GovCloud file also carries intermediates, which expire long before the roots)."""
+#: DER of the basicConstraints extension's OID (2.5.29.19).
+_BASIC_CONSTRAINTS_OID = b"\x06\x03\x55\x1d\x13"
+
+
+def _roots_only(url: str, pem: bytes) -> bytes:
+    """The CA roots of ``pem``, in order: AWS says to trust its roots only (the GovCloud
+    file also carries intermediates, which expire long before the roots, and are dropped).
+    A certificate that is no CA at all (a leaf, self-signed or not) refuses the download:
+    OpenSSL would take it as a trust anchor for the server it names."""
     import re
 
     roots = []
     for block in re.findall(_PEM_BLOCK, pem, re.DOTALL):
+        text = block.decode("ascii")
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.load_verify_locations(cadata=block.decode("ascii"))
-        certs = context.get_ca_certs()
-        if certs and certs[0].get("subject") == certs[0].get("issuer"):
+        context.load_verify_locations(cadata=text)
+        certs = context.get_ca_certs()  # OpenSSL's X509_check_ca: empty for a non-CA
+        der = ssl.PEM_cert_to_DER_cert(text)
+        version: object = certs[0].get("version") if certs else None
+        if version != 3 or _BASIC_CONSTRAINTS_OID not in der:
+            raise RdsIamError(
+                f"{url} holds a certificate that is not a CA (no basicConstraints CA=true): "
+                "refusing the download"
+            )
+        if certs[0].get("subject") == certs[0].get("issuer"):
             roots.append(block.rstrip(b"\r\n") + b"\n")
     return b"".join(roots)
 
@@ -365,7 +452,7 @@ def _download(name: str, url: str, timeout: float) -> bytes:
         pem = _fetch(url, timeout)
     _parsed(url, pem)
     try:
-        roots = _roots_only(pem)
+        roots = _roots_only(url, pem)
     except (ssl.SSLError, UnicodeDecodeError, ValueError) as exc:
         raise RdsIamError(f"{url} did not return a PEM certificate bundle ({exc})") from exc
     if not roots:

@@ -2,7 +2,8 @@
 
 Every command takes the same URL an engine would (``...?plugin=rds_iam&aws_region=...``),
 so what works here works in ``create_engine``. Tokens reach native clients through their
-environment (``PGPASSWORD``, ``MYSQL_PWD``), never through argv, where ``ps`` shows them.
+environment (``PGPASSWORD``, ``MYSQL_PWD``), never through argv, where ``ps`` shows them;
+what else the clients get is ``clients.py``'s.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -20,16 +20,17 @@ from typing import TYPE_CHECKING, NoReturn, cast
 from .errors import (
     ConfigurationError,
     CredentialsError,
-    InsecureConnectionError,
     RdsIamError,
     RegionError,
     TokenError,
     TrustStoreError,
 )
+from .pipes import survives_closed_stdout
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
+    from .clients import ClientCommand
     from .plugin import IamConnector
 
 __all__ = ["ERROR_EXIT_CODES", "build_parser", "main"]
@@ -118,52 +119,36 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
-def _redacted(env: dict[str, str], secret_name: str, argv: list[str], url: str) -> str:
-    assignments = [f"{k}={shlex.quote(v)}" for k, v in env.items() if k != secret_name]
-    token_cmd = f'"$(sqlalchemy-rds-iam token {shlex.quote(url)})"'
-    return " ".join([f"{secret_name}={token_cmd}", *assignments, *map(shlex.quote, argv)])
+def _run_client(args: argparse.Namespace, command: ClientCommand, connector: IamConnector) -> int:
+    from .clients import child_environment, environ, shell_line
 
-
-def _run_client(
-    args: argparse.Namespace,
-    env: dict[str, str],
-    secret: str,
-    argv: list[str],
-    connector: IamConnector,
-) -> int:
     if args.print:
-        print(_redacted(env, secret, argv, args.url))
+        print(shell_line(command, args.url))
         return 0
-    binary = shutil.which(argv[0])
+    binary = shutil.which(command.argv[0])
     if binary is None:
-        raise RdsIamError(
-            f"{argv[0]} is not installed (Debian: apt-get install "
-            f"{'postgresql-client' if secret == 'PGPASSWORD' else 'mariadb-client'})"  # noqa: S105
-        )
-    env[secret] = connector.token()
-    return subprocess.call([binary, *argv[1:]], env={**os.environ, **env})  # noqa: S603
+        package = "postgresql-client" if command.secret == "PGPASSWORD" else "mariadb-client"  # noqa: S105
+        raise RdsIamError(f"{command.argv[0]} is not installed (Debian: apt-get install {package})")
+    env = child_environment(environ(), command, connector.token())
+    return subprocess.call([binary, *command.argv[1:]], env=env)  # noqa: S603
 
 
 def _psql(args: argparse.Namespace) -> int:
-    from .drivers import LIBPQ_PLAINTEXT_MODES
+    from .clients import psql_command
 
     connector, url = _connector(args.url, family="postgresql")
     target = connector.target
-    query = dict(url.query)
-    mode = str(query.get("sslmode", target.tls_mode))
-    if mode in LIBPQ_PLAINTEXT_MODES:
-        raise InsecureConnectionError(f"refusing to send an IAM token with sslmode={mode}")
     host, port = target.address
-    env = {
-        "PGHOST": host,
-        "PGPORT": str(port),
-        "PGUSER": target.user,
-        "PGSSLMODE": mode,
-        "PGSSLROOTCERT": str(query.get("sslrootcert", target.ca_bundle)),
-    }
+    parameters: dict[str, object] = {"host": host, "port": port, "user": target.user}
     if url.database:
-        env["PGDATABASE"] = url.database
-    return _run_client(args, env, "PGPASSWORD", ["psql", *args.client_args], connector)
+        parameters["dbname"] = url.database
+    # The URL's TLS words, if any, then the plugin's defaults: checked as create_engine does.
+    parameters.update({k: url.query[k] for k in ("sslmode", "sslrootcert") if k in url.query})
+    connector._prepare(parameters)  # raises InsecureConnectionError for sslmode=require ...
+    keys = ("host", "port", "user", "dbname", "sslmode", "sslrootcert", "gssencmode")
+    command = psql_command({k: str(parameters[k]) for k in keys if k in parameters},
+                           args.client_args)
+    return _run_client(args, command, connector)
 
 
 def _is_mariadb_client(name: str) -> bool:
@@ -173,23 +158,18 @@ def _is_mariadb_client(name: str) -> bool:
 
 
 def _mysql(args: argparse.Namespace) -> int:
+    from .clients import mysql_command
+
     connector, url = _connector(args.url, family="mysql")
     target = connector.target
     client = "mysql" if shutil.which("mysql") or not shutil.which("mariadb") else "mariadb"
     host, port = target.address
-    argv = [
-        client,
-        f"--host={host}",
-        f"--port={port}",
-        f"--user={target.user}",
-        f"--ssl-ca={target.ca_bundle}",
-    ]
-    if not _is_mariadb_client(client):
-        argv.append("--enable-cleartext-plugin")  # Oracle's client refuses cleartext without it
-    if target.tls_mode == "verify-full":
-        argv.append("--ssl-verify-server-cert")
-    argv += [*args.client_args, *([url.database] if url.database else [])]
-    return _run_client(args, {}, "MYSQL_PWD", argv, connector)
+    command = mysql_command(
+        client, mariadb=_is_mariadb_client(client), host=host, port=port, user=target.user,
+        ca_bundle=target.ca_bundle, tls_mode=target.tls_mode, database=url.database,
+        arguments=args.client_args,
+    )
+    return _run_client(args, command, connector)
 
 
 def _help(parser: argparse.ArgumentParser) -> int:
@@ -284,8 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
             name,
             help=f"start {client} logged in with a token",
             description=f"Start {client} with a fresh token and the plugin's TLS settings. The "
-            "token is passed in the environment, never on the command line. Arguments after the "
-            "URL go to the client (put them after --).",
+            "token is passed in the environment, never on the command line; variables and "
+            "option files that could send it elsewhere are ignored. Arguments after the URL go "
+            "to the client (put them after --); host, port, user and TLS options are refused.",
         )
         sub.add_argument("url", metavar="URL", help=_URL_HELP)
         sub.add_argument(
@@ -362,8 +343,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _split_client_args(args: argparse.Namespace) -> None:
+    """Ours before the first ``--`` (``--print``, in any position), the client's after it."""
+    arguments: list[str] = args.client_args
+    cut = arguments.index("--") if "--" in arguments else len(arguments)
+    before, after = arguments[:cut], arguments[cut + 1:]
+    if "--print" in before:
+        args.print = True
+        before = [a for a in before if a != "--print"]
+    args.client_args = before + after
+
+
+@survives_closed_stdout
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status. Expected failures print one line."""
+    """Run the command line; returns the exit status. Expected failures print one line.
+
+    A reader that stops early (``| head``) ends it with exit status 141 and no traceback.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     wants_json = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
     parser = build_parser()
@@ -380,8 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return USAGE_EXIT_CODE
-    if getattr(args, "client_args", None) and args.client_args[0] == "--":
-        args.client_args = args.client_args[1:]
+    if getattr(args, "client_args", None) is not None:
+        _split_client_args(args)
     try:
         code: int = func(args)
     except RdsIamError as exc:

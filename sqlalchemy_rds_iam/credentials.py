@@ -153,8 +153,11 @@ class BotocoreSource:
 
     def botocore_credentials(self) -> Any:
         """The resolved botocore credential object (raises :class:`CredentialsError`)."""
+        from .botocore_logs import scrubbed_logs
+
         try:
-            credentials = self._resolve()
+            with scrubbed_logs():  # SSO, container, process providers: their secrets
+                credentials = self._resolve()
         except Exception as exc:  # botocore's own errors: profile not found, bad config ...
             raise _credentials_error(self.describe(), exc) from exc
         if credentials is None:
@@ -166,9 +169,12 @@ class BotocoreSource:
         return credentials
 
     def frozen(self) -> FrozenCredentials:
+        from .botocore_logs import scrubbed_logs
+
         credentials = self.botocore_credentials()
         try:
-            return _snapshot(credentials)
+            with scrubbed_logs():  # a refresh is a network call botocore logs at DEBUG
+                return _snapshot(credentials)
         except Exception as exc:  # a refresh that failed (expired SSO, IMDS down, ...)
             raise _credentials_error(self.describe(), exc) from exc
 
@@ -205,7 +211,10 @@ class BotocoreSource:
         ``AWS_ENDPOINT_URL_STS`` and the profile's ``endpoint_url``)."""
         session = self._botocore_session()
         session = getattr(session, "_session", session)  # boto3.Session -> botocore Session
+        from .botocore_logs import mention_secrets
+
         frozen = credentials.get_frozen_credentials()
+        mention_secrets(frozen.secret_key, frozen.token)  # the STS request carries the token
         return session.create_client(
             service,
             region_name=region,
@@ -274,9 +283,12 @@ class AssumeRoleSource:
         return self._credentials
 
     def frozen(self) -> FrozenCredentials:
+        from .botocore_logs import scrubbed_logs
+
         credentials = self._resolve()
         try:
-            return _snapshot(credentials)
+            with scrubbed_logs():  # botocore logs the STS response (the role's secrets)
+                return _snapshot(credentials)
         except CredentialsError:
             raise
         except Exception as exc:  # STS AccessDenied, an unreachable endpoint, ...

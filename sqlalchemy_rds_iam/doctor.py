@@ -116,12 +116,71 @@ def _missing_driver_fix(text: str) -> str:
     return f"pip install 'sqlalchemy-rds-iam[{spec.extra}]'"
 
 
-#: Errors ``create_engine`` raises for what a later step checks: (class, step, fix).
-_LATER_STEP_ERRORS: tuple[tuple[type[RdsIamError], str, str], ...] = (
+#: The fix when botocore's chain found no credentials at all: where they can come from.
+NO_CREDENTIALS_FIX = (
+    "configure AWS credentials, one of: export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+    "(and AWS_SESSION_TOKEN for temporary ones); AWS_PROFILE=<profile> or aws_profile=<profile> "
+    "in the URL, set up with `aws configure` or `aws sso login`; aws_role_arn=<role> to assume "
+    "a role; or run where a role supplies them (Lambda execution role, ECS task role, EC2 "
+    "instance profile)"
+)
+
+
+def credentials_fix(message: str) -> str:
+    """The fix for a :class:`CredentialsError`'s message: concrete, never "see the message".
+
+    The library's messages end with their fix after the last "; " (``credentials._FIXES``);
+    "no AWS credentials found" gets the list of places credentials come from.
+    """
+    if message.startswith("no AWS credentials found") or "NoCredentialsError" in message:
+        return NO_CREDENTIALS_FIX
+    head, sep, tail = message.rpartition("; ")
+    return tail if sep and head else "fix the AWS configuration named above"
+
+
+#: Errors ``create_engine`` raises for what a later step checks: (class, step, fix); a fix of
+#: None is computed from the message (:func:`credentials_fix`).
+_LATER_STEP_ERRORS: tuple[tuple[type[RdsIamError], str, str | None], ...] = (
     (RegionError, "region", "fix or add aws_region=<region> (the hostname's, if it has one)"),
-    (CredentialsError, "credentials", "fix the AWS configuration (see the message)"),
+    (CredentialsError, "credentials", None),
     (TrustStoreError, "certificate", "sqlalchemy-rds-iam ca update, or iam_ca_bundle=<path>"),
 )
+
+
+def _check_names(text: str) -> None:
+    """The URL's driver and plugin names: each one SQLAlchemy can load, and the driver installed.
+
+    ``create_engine`` would say "Can't load plugin" for a misspelt ``plugin=`` (which the
+    plugin never sees) or a bare ModuleNotFoundError; here each gets a did-you-mean or the
+    extra to install.
+    """
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import plugins
+
+    from .missing import MISSPELT_PLUGIN_NAMES, close_names, driver_problem
+    from .target import plain_url
+
+    try:
+        url = sa.make_url(text)
+    except sa.exc.ArgumentError:
+        return  # not a URL at all: create_engine's own words are the clearest
+    names = url.query.get("plugin", ())
+    for name in (names,) if isinstance(names, str) else names:
+        if name == "rds_iam":
+            continue
+        try:
+            if name in MISSPELT_PLUGIN_NAMES:  # loadable, only to refuse in create_engine
+                raise sa.exc.NoSuchModuleError(name)
+            plugins.load(name)
+        except sa.exc.NoSuchModuleError:
+            guesses = close_names(name, ["rds_iam"])
+            raise Failed(
+                f"SQLAlchemy has no plugin named {name!r}",
+                "did you mean plugin=rds_iam?" if guesses else f"remove plugin={name}",
+            ) from None
+    problem = driver_problem(plain_url(text), is_async=False)
+    if problem is not None:
+        raise Failed(problem.detail, problem.fix)
 
 
 def step_options(state: State) -> str:
@@ -130,6 +189,7 @@ def step_options(state: State) -> str:
 
     from .plugin import connector
 
+    _check_names(state.text)
     try:
         state.engine = _build_engine(state.text)
     except ImportError as exc:
@@ -137,10 +197,11 @@ def step_options(state: State) -> str:
         raise Failed(f"the driver is not installed: {exc}", fix) from None
     except (RdsIamError, sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
         # create_engine also checks what later steps are about: report it as theirs
-        step, fix = next(
+        step, known_fix = next(
             ((step, fix) for cls, step, fix in _LATER_STEP_ERRORS if isinstance(exc, cls)),
-            (None, "fix the URL (see the README's option table)"),
+            (None, "fix the URL (see the option reference)"),
         )
+        fix = known_fix if known_fix is not None else credentials_fix(str(exc))
         raise Failed(str(exc), fix, step) from None
     sync_engine = getattr(state.engine, "sync_engine", state.engine)
     state.url = sync_engine.url
@@ -161,7 +222,7 @@ def step_region(state: State) -> str:
     try:
         state.region = iam.key().region
     except CredentialsError as exc:  # a missing profile, a config file that does not parse
-        raise Failed(str(exc), "fix the AWS configuration (see above)", "credentials") from None
+        raise Failed(str(exc), credentials_fix(str(exc)), "credentials") from None
     except RdsIamError as exc:
         raise Failed(
             str(exc), "add aws_region=<region> to the URL, set AWS_REGION, or fix the profile"
@@ -179,7 +240,7 @@ def step_credentials(state: State) -> str:
     try:
         credentials = state.credentials = iam.source.frozen()
     except RdsIamError as exc:
-        raise Failed(str(exc), "provide AWS credentials (see the message)") from None
+        raise Failed(str(exc), credentials_fix(str(exc))) from None
     lifetime = "long-lived"
     if credentials.expiry is not None:
         left = credentials.expiry - time.time()
@@ -203,7 +264,10 @@ def _caller_arn(credentials: FrozenCredentials, region: str, timeout: float) -> 
         aws_session_token=credentials.token,
         config=Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1}),
     )
-    return str(client.get_caller_identity()["Arn"])
+    from .botocore_logs import scrubbed_logs
+
+    with scrubbed_logs(credentials.secret_key, credentials.token):  # botocore logs the request
+        return str(client.get_caller_identity()["Arn"])
 
 
 def step_whoami(state: State) -> str:
@@ -336,8 +400,13 @@ def step_token(state: State) -> str:
     iam = state.iam
     try:
         token = iam.token()
+    except CredentialsError as exc:  # a refresh that failed between the two steps
+        raise Failed(str(exc), credentials_fix(str(exc)), "credentials") from None
     except RdsIamError as exc:
-        raise Failed(str(exc), "see the message") from None
+        raise Failed(
+            str(exc), "check the region and the credentials shown above; if it persists, "
+            "please report it"
+        ) from None
     target = state.target
     return (
         f"signed for {target.user}@{target.host}:{target.port} in {state.region} "
@@ -395,10 +464,32 @@ _CREATE_SEPARATE_USER = {
 }
 
 
+#: The server's words -> what they point to, and the checklist's order for it. PostgreSQL
+#: tries a password for a user outside ``rds_iam`` ("password authentication failed"), and
+#: runs the IAM check for a member ("PAM authentication failed"); MySQL's "Access denied"
+#: says neither, so it keeps the default order.
+_CAUSES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (
+        "password authentication failed",
+        "the server tried a password, not IAM: the user is not an IAM user on this server",
+        ("user", "enabled", "policy", "region", "clock", "address"),
+    ),
+    (
+        "PAM authentication failed",
+        "the server's IAM check refused the token (the user is an IAM user)",
+        ("policy", "region", "clock", "address", "enabled", "user"),
+    ),
+)
+_DEFAULT_ORDER = ("enabled", "user", "policy", "region", "clock", "address")
+
+
 def login_checklist(
-    family: str, user: str, host: str, port: int, region: str, partition: str
+    family: str, user: str, host: str, port: int, region: str, partition: str, reason: str = ""
 ) -> str:
-    """What to check when the server refused the token, for this database family."""
+    """What to check when the server refused the token, led by what ``reason`` points to.
+
+    ``reason`` is the server's message; its words pick the order (:data:`_CAUSES`).
+    """
     if user.lower() in MASTER_USER_NAMES:
         user_item = (
             f"`{user}` looks like the master user: do not make it an IAM user (keep its "
@@ -410,21 +501,28 @@ def login_checklist(
             f"The database user exists and is an IAM user (a separate user, not the master "
             f"user): `{_CREATE_IAM_USER[family].format(user=user)}`"
         )
-    return (
-        "the server refused the token. Check, in this order:\n"
-        "  1. IAM database authentication is enabled on the instance/cluster "
-        "(modify-db-instance/-cluster --enable-iam-database-authentication).\n"
-        f"  2. {user_item}.\n"
-        "  3. The caller's IAM policy allows rds-db:connect on "
+    items = {
+        "enabled": "IAM database authentication is enabled on the instance/cluster "
+        "(modify-db-instance/-cluster --enable-iam-database-authentication).",
+        "user": f"{user_item}.",
+        "policy": "The caller's IAM policy allows rds-db:connect on "
         f"arn:{partition}:rds-db:{region}:<account>:dbuser:<DbiResourceId>/{user} (the "
         "cluster's or instance's resource id, db-/cluster-..., not its name; for RDS Proxy "
-        "the proxy's prx- id).\n"
-        f"  4. The token's region ({region}) is the database's region.\n"
-        "  5. This machine's clock is right (tokens are valid 15 minutes from signing) and the "
-        "credentials have not expired.\n"
-        f"  6. The host and port signed ({host}:{port}) are the ones the server expects: set "
-        "iam_host/iam_port when connecting through a tunnel or a load balancer."
+        "the proxy's prx- id).",
+        "region": f"The token's region ({region}) is the database's region.",
+        "clock": "This machine's clock is right (tokens are valid 15 minutes from signing) and "
+        "the credentials (the access key shown above) are current, not expired or rotated.",
+        "address": f"The host and port signed ({host}:{port}) are the ones the server expects: "
+        "set iam_host/iam_port when connecting through a tunnel or a load balancer.",
+    }
+    lowered = reason.lower()
+    cause, order = next(
+        ((why, order) for words, why, order in _CAUSES if words.lower() in lowered),
+        ("", _DEFAULT_ORDER),
     )
+    lines = [f"the server refused the token{'; ' + cause if cause else ''}. Check, in this order:"]
+    lines += [f"  {n}. {items[key]}" for n, key in enumerate(order, 1)]
+    return "\n".join(lines)
 
 
 def step_login(state: State) -> str:
@@ -444,6 +542,7 @@ def step_login(state: State) -> str:
                 target.port,
                 state.region,
                 target.partition,
+                reason,
             ),
         ) from None
     return f"logged in as {target.user} and ran SELECT 1"

@@ -7,11 +7,12 @@ arguments almost never change. :class:`MemoizedClassify` runs it once per distin
 
 - Which arguments: the ones the classification itself looked at (every ``get``, ``[]`` and
   ``in`` on ``cparams`` is recorded), so no list is kept by hand that a later edit could
-  leave incomplete. A classification that iterates the whole mapping is never memoized.
+  leave incomplete; plus the set of keys present, which the keyword allow-list walks (a
+  keyword added or removed is classified again).
 - Snapshot: each value with its exact type (``True`` and ``1`` hash alike but are read
   differently), absent keys as a marker, dicts/lists/tuples frozen recursively. An
-  ``SSLContext`` counts by identity plus the two attributes the check reads
-  (``verify_mode``, ``check_hostname``: a context mutated after the check is re-checked);
+  ``SSLContext`` counts by identity plus the attributes the check reads (``verify_mode``,
+  ``check_hostname``, ``keylog_filename``: a context mutated after the check is re-checked);
   a function by identity. Any other type (subclasses included) is not memoized: that
   connection takes the full classification.
 - The file system: a bundle that disappears or changes, an edited option file. An entry
@@ -68,7 +69,7 @@ def _freeze(value: object) -> object:
         return (kind, value)
     if kind is ssl.SSLContext:
         context: ssl.SSLContext = value  # type: ignore[assignment]
-        return (kind, _Identity(context), context.verify_mode, context.check_hostname)
+        return (kind, _Identity(context), *_context_state(context))
     if kind in _IDENTITY:
         return (kind, _Identity(value))
     if kind is dict:
@@ -78,6 +79,11 @@ def _freeze(value: object) -> object:
         seq: Sequence[Any] = value  # type: ignore[assignment]
         return (kind, tuple(_freeze(v) for v in seq))
     raise _Unknown
+
+
+def _context_state(context: ssl.SSLContext) -> tuple[object, ...]:
+    """The attributes of an ``SSLContext`` that ``tls.context_problem`` reads."""
+    return (context.verify_mode, context.check_hostname, context.keylog_filename)
 
 
 class _Identity:
@@ -101,7 +107,7 @@ class _Recorder(Mapping[str, Any]):
     def __init__(self, data: Mapping[str, Any]) -> None:
         self.data = data
         self.read: set[str] = set()
-        self.iterated = False
+        self.sized = False
 
     def __getitem__(self, key: str) -> Any:
         self.read.add(key)
@@ -112,11 +118,10 @@ class _Recorder(Mapping[str, Any]):
         return key in self.data
 
     def __iter__(self) -> Iterator[str]:
-        self.iterated = True
-        return iter(self.data)
+        return iter(self.data)  # the key set is part of every snapshot
 
     def __len__(self) -> int:
-        self.iterated = True
+        self.sized = True
         return len(self.data)
 
 
@@ -142,28 +147,30 @@ class _State:
 
 
 class _Entry:
-    """One memoized classification: its raw values (for the identity fast path), the
-    ``SSLContext`` attributes it depended on, the result and until when it may be reused."""
+    """One memoized classification: its raw values (for the identity fast path), the key set,
+    the ``SSLContext`` attributes it depended on, the result and until when it may be reused."""
 
-    __slots__ = ("contexts", "plain", "transport", "until", "values")
+    __slots__ = ("contexts", "keyset", "plain", "transport", "until", "values")
 
-    def __init__(self, values: tuple[object, ...], transport: Transport, until: float) -> None:
+    def __init__(self, values: tuple[object, ...], keyset: frozenset[str], transport: Transport,
+                 until: float) -> None:
         self.values = values
+        self.keyset = keyset
         self.transport = transport
         self.until = until
-        self.contexts = tuple((value, value.verify_mode, value.check_hostname)
+        self.contexts = tuple((value, _context_state(value))
                               for value in values if type(value) is ssl.SSLContext)
         # Identity of every value proves equal content only for immutable values.
         self.plain = all(type(value) in _PLAIN or type(value) in _IDENTITY
                          or type(value) is ssl.SSLContext for value in values)
 
-    def holds_for(self, values: tuple[object, ...], now: float) -> bool:
-        """The same objects as when classified, contexts unchanged, window not over."""
-        if not (now < self.until and self.plain and all(map(operator.is_, values, self.values))):
+    def holds_for(self, values: tuple[object, ...], keys: Any, now: float) -> bool:
+        """The same objects and keys as when classified, contexts unchanged, window not over."""
+        if not (now < self.until and self.plain and all(map(operator.is_, values, self.values))
+                and self.keyset == keys):
             return False
         return not self.contexts or all(
-            context.verify_mode == mode and context.check_hostname == checked
-            for context, mode, checked in self.contexts
+            _context_state(context) == state for context, state in self.contexts
         )
 
 
@@ -183,16 +190,17 @@ class MemoizedClassify:
         if cargs or not state.keys:
             return self._classify(cargs, cparams)
         values = tuple(map(cparams.get, state.keys, state.absent))
+        keys = cparams.keys()
         now = self.clock()
         last = state.last
         # SQLAlchemy hands every connect the same dict, holding the same objects: the hot
         # path, inlined (holds_for without the contexts, which only some drivers have).
         if (last is not None and now < last.until and last.plain and not last.contexts
-                and all(map(operator.is_, values, last.values))):
+                and all(map(operator.is_, values, last.values)) and last.keyset == keys):
             return last.transport
-        if last is not None and last.holds_for(values, now):
+        if last is not None and last.holds_for(values, keys, now):
             return last.transport
-        snapshot = _snapshot(values)
+        snapshot = _snapshot(values, frozenset(keys))
         hit = state.entries.get(snapshot) if snapshot is not None else None
         if hit is not None and now < hit.until:
             with self._lock:
@@ -209,7 +217,7 @@ class MemoizedClassify:
     def _classify(self, cargs: Sequence[Any], cparams: Mapping[str, Any]) -> Transport:
         recorder = _Recorder(cparams)
         transport = self.classify(cargs, recorder)  # raises for a refusal: never memoized
-        if cargs or recorder.iterated:
+        if cargs or recorder.sized:
             return transport
         with self._lock:
             state = self._state
@@ -217,24 +225,26 @@ class MemoizedClassify:
             if not recorder.read <= set(keys):
                 keys, entries = tuple(sorted(set(keys) | recorder.read)), {}
             values = tuple(cparams.get(key, _ABSENT) for key in keys)
-            snapshot = _snapshot(values)
+            keyset = frozenset(cparams)
+            snapshot = _snapshot(values, keyset)
             if snapshot is None:
                 self._state = _State(keys, entries, None)
                 return transport
             if len(entries) >= MAX_ENTRIES:
                 entries = {}
-            entry = _Entry(values, transport, self.clock() + self.recheck_seconds)
+            entry = _Entry(values, keyset, transport, self.clock() + self.recheck_seconds)
             entries[snapshot] = entry
             self._state = _State(keys, entries, entry)
         return transport
 
 
-def _snapshot(values: tuple[object, ...]) -> tuple[object, ...] | None:
-    """``values`` frozen with their exact types; ``None`` if one cannot be trusted."""
+def _snapshot(values: tuple[object, ...], keyset: frozenset[str]) -> tuple[object, ...] | None:
+    """``values`` frozen with their exact types, and the key set; ``None`` if a value cannot
+    be trusted."""
     kinds = tuple(map(type, values))
     if _PLAIN.issuperset(kinds):
-        return (values, kinds)
+        return (values, kinds, keyset)
     try:
-        return (tuple(map(_freeze, values)), kinds)
+        return (tuple(map(_freeze, values)), kinds, keyset)
     except _Unknown:
         return None

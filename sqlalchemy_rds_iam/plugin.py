@@ -21,9 +21,10 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, CreateEnginePlugin, Dialect, Engine
 
 from .credentials import CredentialSource, source_for
-from .drivers import DriverSpec, Transport
+from .drivers import DriverSpec, Transport, place
 from .endpoints import Endpoint
 from .errors import ConfigurationError, InsecureConnectionError, RegionError
+from .missing import require_driver
 from .options import (
     KEYWORD_ONLY_NAMES,
     OPTION_NAMES,
@@ -33,7 +34,9 @@ from .options import (
     unknown_options_error,
 )
 from .refusals import add_note, login_refused
-from .target import Target, resolve_target, without_options
+from .scrub import mask_query, scrub_exception
+from .target import Target, check_chain_only, resolve_target, without_options
+from .tls import ssl_context
 from .tokens import SignedToken, TokenCache, TokenKey, sign_token
 
 if TYPE_CHECKING:
@@ -88,8 +91,8 @@ class IamConnector:
         self._skipped: set[int] = set()
         self._listeners_seen = -1  # how many do_connect listeners the last check saw
         self._url, self._options = url, options
-        self._signed: tuple[str, float, str] | None = None
-        """(token, when it was signed, access key id) of the last signing, for the note."""
+        self._last_signing: tuple[float, str] | None = None
+        """(when, access key id) of the last signing, for the note: the token is not kept."""
         # Refuse an unverified setup now, at create_engine/attach, not at first connect.
         preview = dict(dialect.create_connect_args(url)[1])
         preview.update(connect_args or {})
@@ -107,6 +110,7 @@ class IamConnector:
         Table-driven (``drivers.DRIVERS``); idempotent on the dict SQLAlchemy reuses.
         Raises :class:`InsecureConnectionError` unless the token would go over verified TLS.
         """
+        place(cparams, self.target.address, self.target.user)  # dial what the token is for
         self.spec.prepare(cparams, self.ca_bundle, self.tls_mode)
         for name, value in self.spec.fixed.items():
             cparams.setdefault(name, value)
@@ -115,7 +119,20 @@ class IamConnector:
                 f"refusing to send an IAM token: positional connect arguments {len(cargs)} "
                 "cannot be checked; give every driver argument as a keyword (URL or connect_args)"
             )
-        return self.spec.classify(cargs, cparams).require_verified()
+        transport = self.spec.classify(cargs, cparams).require_verified()
+        if not transport.hostname_checked and not self._options.iam_ca_bundle \
+                and self._default_roots(transport, cparams):
+            # sslmode=verify-ca & co. with the default store
+            check_chain_only(self.target, transport.chain_only_by or "verify-ca")
+        return transport
+
+    def _default_roots(self, transport: Transport, cparams: dict[str, Any]) -> bool:
+        """Whether chain-only TLS would verify against the target's default store (a
+        path to it, or the context the driver row built from it), not the user's own CA."""
+        if transport.roots == self.ca_bundle:
+            return True
+        ours = ssl_context(self.ca_bundle, "verify-ca")
+        return any(value is ours for value in cparams.values())
 
     def key(self) -> TokenKey:
         """The token key; the region may need the AWS configuration, read on first use."""
@@ -132,7 +149,7 @@ class IamConnector:
     def _sign(self) -> SignedToken:
         credentials = self.source.frozen()
         token = sign_token(self.key(), credentials)
-        self._signed = (token, self.cache.clock(), credentials.access_key)
+        self._last_signing = (self.cache.clock(), credentials.access_key)
         return SignedToken(token, credentials.access_key, credentials.expiry)
 
     def _token_blocking(self) -> str:
@@ -156,8 +173,11 @@ class IamConnector:
 
                 from sqlalchemy.util import await_only
 
-                token: str = await_only(asyncio.to_thread(self._token_blocking))
-                return token
+                # Handed back in a list, not as the awaited value: SQLAlchemy's greenlet_spawn
+                # keeps the last awaited value in a local that a failed connect's traceback shows.
+                box: list[str] = []
+                await_only(asyncio.to_thread(lambda: box.append(self._token_blocking())))
+                return box.pop()
         return self._token_blocking()
 
     def on_error(self, context: Any) -> None:
@@ -189,7 +209,7 @@ class IamConnector:
         key = self.spec.password_key
         cparams[key] = token if token is not None else self.token()
         try:
-            connection = dialect.connect(*cargs, **cparams)
+            connection = self.spec.connect(dialect, cargs, cparams)
         finally:
             cparams.pop(key, None)
         self.spec.scrub(getattr(connection, "_connection", connection))
@@ -232,11 +252,12 @@ class IamConnector:
         if self.region and "aws_region" not in query:
             query["aws_region"] = self.region
         url = url.update_query_dict({"plugin": "rds_iam", **query})
+        url = url.set(query=mask_query(url.query))  # sslpassword=, aws_external_id=...
         return f"sqlalchemy-rds-iam doctor {shlex.quote(url.render_as_string(False))}"
 
     def _explain(self, exc: BaseException, *, retried: bool) -> None:
         key = self._key
-        _, signed_at, access_key = self._signed or ("", None, "unknown")
+        signed_at, access_key = self._last_signing or (None, "unknown")
         age = f"{self.cache.clock() - signed_at:.0f} s" if signed_at is not None else "unknown"
         note = (
             f"sqlalchemy-rds-iam: the server refused the IAM token signed for user "
@@ -254,9 +275,17 @@ class IamConnector:
     def __call__(
         self, dialect: Dialect, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]
     ) -> Any:
-        """SQLAlchemy's ``do_connect``: returning the connection ends the listener chain."""
+        """SQLAlchemy's ``do_connect``: returning the connection ends the listener chain.
+
+        A failure leaves with its finished frames cleared (``scrub.scrub_exception``): this
+        frame is the outermost of ours, so the token is in none of its locals.
+        """
         self._warn_skipped_listeners(dialect)
-        return self.connect(dialect, cargs, cparams)
+        try:
+            return self.connect(dialect, cargs, cparams)
+        except BaseException as exc:
+            scrub_exception(exc)
+            raise
 
     def _warn_skipped_listeners(self, dialect: Dialect) -> None:
         """Say once per listener that a ``do_connect`` listener added after ours never runs.
@@ -365,6 +394,8 @@ class RdsIamPlugin(CreateEnginePlugin):
         }
         self.options = parse_options(url.query, keywords)
         self._connect_args = dict(kwargs.get("connect_args") or {})
+        if "module" not in kwargs:  # SQLAlchemy imports the driver next: say what is missing
+            require_driver(url, is_async=bool(kwargs.get("_is_async", False)))
 
     def update_url(self, url: URL) -> URL:
         return without_options(url)

@@ -9,9 +9,10 @@ Every check that can fail without the network runs here, at ``create_engine``/``
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING, NamedTuple
 
-from .cabundle import default_ca_bundle, missing_region_root
+from .cabundle import COMBINED, bundle_path, missing_region_root, trust_store_for
 from .drivers import DriverSpec, driver_for
 from .endpoints import Endpoint, parse_hostname
 from .errors import ConfigurationError, RegionError, TrustStoreError
@@ -21,7 +22,10 @@ from .tokens import token_shape
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Dialect
 
-__all__ = ["Target", "plain_url", "resolve_target", "without_options"]
+__all__ = [
+    "Target", "check_chain_only", "check_host_name", "plain_url", "resolve_target",
+    "without_options",
+]
 
 logger = logging.getLogger("sqlalchemy_rds_iam")
 
@@ -88,13 +92,21 @@ def resolve_target(url: URL, dialect: Dialect, options: Options) -> Target:
     host = options.iam_host or url.host
     if not host:
         raise ConfigurationError("the URL has no host and no iam_host option is given")
+    if options.iam_host:
+        check_host_name(options.iam_host, "iam_host")
     endpoint = parse_hostname(host)
     _check_region(host, endpoint, options.aws_region)
     shape = token_shape(
         endpoint.kind if endpoint else None, url.username, options.iam_token_lifetime,
         family=spec.family,
     )
-    ca_bundle = options.iam_ca_bundle or default_ca_bundle(endpoint)
+    if options.iam_ca_bundle:
+        ca_bundle = options.iam_ca_bundle
+    else:
+        store = trust_store_for(endpoint)
+        if options.iam_tls == "verify-ca":
+            _check_chain_only(store, host)
+        ca_bundle = bundle_path(store)
     problem = missing_region_root(endpoint, ca_bundle)
     if problem and options.iam_ca_bundle:
         logger.warning("%s", problem)  # your own bundle: maybe a tunnel's; try anyway
@@ -111,6 +123,58 @@ def resolve_target(url: URL, dialect: Dialect, options: Options) -> Target:
         tls_mode=options.iam_tls,
         spec=spec,
         shape=shape,
+    )
+
+
+#: Trust stores whose roots sign RDS database servers only: a chain to one proves an RDS server.
+RDS_ONLY_STORES = frozenset({"rds-aws", "rds-aws-us-gov", "rds-aws-cn"})
+
+
+def check_chain_only(target: Target, setting: str) -> None:
+    """Raise unless chain-only verification against ``target``'s default store proves an RDS
+    server (for ``sslmode=verify-ca`` and its equivalents, which use that store)."""
+    _check_chain_only(trust_store_for(target.endpoint), target.host, setting)
+
+
+def _check_chain_only(store: str, host: str, setting: str = "iam_tls=verify-ca") -> None:
+    """``iam_tls=verify-ca`` only where the chain alone proves an RDS server."""
+    if store in RDS_ONLY_STORES:
+        return
+    roots = "the Amazon public roots" if store != COMBINED else "the RDS and Amazon public roots"
+    raise ConfigurationError(
+        f"{setting} with {host}: its trust store ({store}) holds {roots} (Amazon Root "
+        "CA 1-4, Starfield G2), which issue ACM certificates to anyone for their own domain, "
+        "so a check of the chain alone would accept any such server. Verify the name (the "
+        "default, iam_tls=verify-full); "
+        "for an RDS instance or cluster behind a tunnel, an IP or a CNAME set iam_host=<its RDS "
+        "endpoint name> (its RDS bundle proves an RDS server), or name your own CA file with "
+        "iam_ca_bundle=<path>"
+    )
+
+
+#: What a host name or IP literal may hold; anything else (CR/LF, spaces, ``@``, ``/``,
+#: ``:`` outside an IPv6 literal, ``%``...) could smuggle a second line or a URL part.
+_HOST_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+
+
+def check_host_name(value: str, option: str) -> str:
+    """``value`` if it is a DNS name or an IP literal (IPv6 with or without brackets)."""
+    import ipaddress
+
+    text = value[1:-1] if value.startswith("[") and value.endswith("]") else value
+    try:
+        if "%" not in text:  # a scope id (fe80::1%eth0) may hold any character
+            ipaddress.ip_address(text)
+            return value
+    except ValueError:
+        pass
+    name = value[:-1] if value.endswith(".") else value
+    if (value.isascii() and 0 < len(name) <= 253
+            and all(_HOST_LABEL.fullmatch(label) for label in name.split("."))):
+        return value
+    raise ConfigurationError(
+        f"option {option!r} must be a host name or an IP address, got {value!r} "
+        "(letters, digits, '-', '.' only; no spaces, '@', '/', ':' or line breaks)"
     )
 
 

@@ -5,6 +5,11 @@ Drivers that take an ``SSLContext`` (pg8000, asyncpg, aiomysql, asyncmy) use it 
 every connection: one context per set of inputs is built once (loading the bundle's roots
 costs milliseconds, which would otherwise stall an event loop on every connect) and is
 never modified after it is returned.
+
+None of them writes a key log: ``ssl.create_default_context`` turns one on whenever
+``SSLKEYLOGFILE`` is set (every TLS secret, so every token, readable off a capture by
+whoever can read that file), so contexts are built from ``SSLContext(PROTOCOL_TLS_CLIENT)``
+(the same defaults, minus the variable) and a user's context that logs keys is refused.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from typing import NamedTuple
 from .cabundle import SHIPPED_DIR, ca_certificates
 
 __all__ = [
-    "TLS_MODES", "ContextCheck", "TlsMode", "bundle_problem", "context_problem", "ssl_context",
+    "TLS_MODES", "ContextCheck", "TlsMode", "bundle_problem", "client_context", "context_problem",
+    "ssl_context",
 ]
 
 
@@ -71,13 +77,25 @@ def _cached_context(
 ) -> ssl.SSLContext:
     if mode not in TLS_MODES:
         raise ValueError(f"unknown TLS mode {mode!r}; expected one of {TLS_MODES}")
-    context = ssl.create_default_context(cafile=ca_bundle, capath=capath)
+    context = client_context()
+    if ca_bundle or capath:
+        context.load_verify_locations(cafile=ca_bundle, capath=capath)
     context.check_hostname = mode == "verify-full"
     context.verify_mode = ssl.CERT_REQUIRED
     if certfile:
         context.load_cert_chain(certfile, keyfile)
     if ciphers:
         context.set_ciphers(ciphers)
+    return context
+
+
+def client_context() -> ssl.SSLContext:
+    """``create_default_context()`` without roots and without ``SSLKEYLOGFILE``'s key log.
+
+    ``PROTOCOL_TLS_CLIENT`` already means CERT_REQUIRED, check_hostname and TLS 1.2+.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.keylog_filename = None  # type: ignore[assignment]  # explicit: never a key log
     return context
 
 
@@ -133,6 +151,10 @@ def context_problem(context: ssl.SSLContext) -> str | ContextCheck:
     points at a directory of roots (``capath``, loaded lazily) cannot be told apart from
     one with none; no system store holds the RDS roots anyway, so both are refused.
     """
+    if getattr(context, "keylog_filename", None):
+        return (f"it writes the TLS secrets to the key log {context.keylog_filename!r} "
+                "(keylog_filename, set from SSLKEYLOGFILE by ssl.create_default_context), "
+                "where anyone who can read that file can decrypt the token")
     if context.verify_mode != ssl.CERT_REQUIRED:
         mode = ssl.VerifyMode(context.verify_mode).name
         return f"its verify_mode is {mode}, so any certificate is accepted"

@@ -156,9 +156,11 @@ class _Conn:
 
 
 class RecordingServer:
-    """A fake ``postgresql`` or ``mysql`` server of one kind, on 127.0.0.1, in a thread."""
+    """A fake ``postgresql`` or ``mysql`` server of one kind, on 127.0.0.1 (or ``host``), in a
+    thread."""
 
-    def __init__(self, protocol: str, kind: str, pki: Pki) -> None:
+    def __init__(self, protocol: str, kind: str, pki: Pki, host: str = "127.0.0.1",
+                 port: int = 0) -> None:
         self.protocol, self.kind = protocol, kind
         self.context: ssl.SSLContext | None = None
         if kind != "plain":
@@ -167,7 +169,7 @@ class RecordingServer:
             if protocol == "postgresql":
                 self.context.set_alpn_protocols(["postgresql"])
         self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
+        self._sock.bind((host, port))
         self._sock.listen(16)
         self._sock.settimeout(0.2)
         self.port: int = self._sock.getsockname()[1]
@@ -180,7 +182,7 @@ class RecordingServer:
         self._thread.start()
 
     def __repr__(self) -> str:
-        return f"<{self.protocol} {self.kind} server on 127.0.0.1:{self.port}>"
+        return f"<{self.protocol} {self.kind} server on {self._sock.getsockname()[0]}:{self.port}>"
 
     # -- what tests read ---------------------------------------------------------------------
 
@@ -307,8 +309,8 @@ def driver_arguments(engine: Any, cparams: dict[str, Any] | None = None,
                      connector: Any = None) -> dict[str, Any]:
     """The keywords the IAM listener hands the driver for one connect, without connecting.
 
-    The listener makes the connection itself (``dialect.connect``); for the length of one
-    call that is replaced by a recorder, so offline tests see exactly what a driver would.
+    The listener makes the connection itself (``DriverSpec.connect``, mostly
+    ``dialect.connect``); for the length of one call that is replaced by a recorder, so offline tests see exactly what a driver would.
     ``connector``: a listener of the test's own, instead of the engine's.
     """
     import sqlalchemy_rds_iam
@@ -322,12 +324,15 @@ def driver_arguments(engine: Any, cparams: dict[str, Any] | None = None,
         seen.update(kwargs)
         return object()
 
-    real = sync.dialect.connect
-    sync.dialect.connect = record
+    import dataclasses
+
+    listener = connector or sqlalchemy_rds_iam.connector(engine)
+    real = listener.spec
+    listener.spec = dataclasses.replace(real, connect=lambda _d, a, kw: record(*a, **kw))
     try:
-        (connector or sqlalchemy_rds_iam.connector(engine))(sync.dialect, None, [], cparams)
+        listener(sync.dialect, None, [], cparams)
     finally:
-        sync.dialect.connect = real
+        listener.spec = real
     return seen
 
 

@@ -9,7 +9,9 @@ start --json``), from pytest (fixtures ``rds_iam_emulator`` and ``rds_iam_aws_en
     info = Emulator().start()              # idempotent; needs root for /etc/pam.d
     engine = create_engine(info.postgresql.url("iamuser"))
 
-Importing this package is cheap: no botocore, SQLAlchemy or cryptography.
+Starting the emulator needs the ``[testing]`` extra (``pip install
+'sqlalchemy-rds-iam[testing]'``); importing this package is cheap: no botocore, SQLAlchemy
+or cryptography.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``sqlalchemy-rds-iam emulator start|stop|status|retire``: the emulator from the command line.
+"""``sqlalchemy-rds-iam emulator start|stop|status|env|retire``: the emulator from the command line.
 
 The top-level CLI calls :func:`add_emulator_parser`; each subcommand's ``func`` takes the
 parsed arguments and returns the exit status.
@@ -27,15 +27,16 @@ _DESCRIPTION = """\
 A local stand-in for Amazon RDS IAM authentication: private PostgreSQL, MariaDB and PgBouncer
 servers (TLS from a throwaway CA) that accept only valid IAM tokens, checked by a verifier that
 recomputes the SigV4 signature against throwaway AWS identities (and your own, --identity).
-Needs root (it writes /etc/pam.d) and the Debian packages of the servers it runs (postgresql,
-mariadb-server, pgbouncer), plus gcc and libpam0g-dev to build its PAM module. The machine's
-own database services are never touched."""
+Needs the [testing] extra (pip install 'sqlalchemy-rds-iam[testing]'), root (it writes
+/etc/pam.d) and the Debian packages of the servers it runs (postgresql, mariadb-server,
+pgbouncer), plus gcc and libpam0g-dev to build its PAM module. The machine's own database
+services are never touched. Try it: start, then eval "$(sqlalchemy-rds-iam emulator env)"."""
 
 _STATE_HELP = f"state directory of the emulator (default: ${STATE_DIR_ENV} or {DEFAULT_STATE_DIR})"
 
 
 def add_emulator_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``emulator`` and its ``start``, ``stop``, ``status`` and ``retire`` subcommands."""
+    """Register ``emulator`` and its ``start``, ``stop``, ``status``, ``env``, ``retire``."""
     parser = subparsers.add_parser(
         "emulator",
         help="run a local RDS IAM emulator (PostgreSQL, MariaDB, PgBouncer) for tests",
@@ -112,6 +113,26 @@ def add_emulator_parser(subparsers: argparse._SubParsersAction[argparse.Argument
     )
     status.add_argument("--state-dir", metavar="DIR", help=_STATE_HELP)
     status.set_defaults(func=_status)
+
+    env = commands.add_parser(
+        "env",
+        help="print export lines for eval: AWS identity, region, trust stores, URLs",
+        description="Print shell lines to eval (eval \"$(sqlalchemy-rds-iam emulator env)\"): "
+        "the throwaway AWS identity and region, SQLALCHEMY_RDS_IAM_TEST_TRUST_STORES (the "
+        "trust-store override that makes the default trust stores verify the emulator), and "
+        "one URL per server with ?plugin=rds_iam alone: RDS_IAM_POSTGRESQL_URL, "
+        "RDS_IAM_MYSQL_URL, RDS_IAM_PROXY_URL (PgBouncer, the RDS Proxy stand-in). Needs a "
+        "running emulator.",
+    )
+    env.add_argument("--state-dir", metavar="DIR", help=_STATE_HELP)
+    env.add_argument(
+        "--as",
+        dest="identity_name",
+        metavar="NAME",
+        default="primary",
+        help="the identity to sign as (default: primary; see `emulator status`)",
+    )
+    env.set_defaults(func=_env)
 
     retire = commands.add_parser(
         "retire",
@@ -190,11 +211,18 @@ def _fail(exc: EmulatorError) -> int:
 
 def _start(args: argparse.Namespace) -> int:
     try:
-        info, started = _emulator(args).ensure_started()
+        emulator = _emulator(args)
+        info, started = emulator.ensure_started()
     except EmulatorError as exc:
         return _fail(exc)
     for name, why in info.skipped.items():
         print(f"note: without {name}: {why}", file=sys.stderr)
+    if emulator.link is not None:
+        print(
+            f"note: {emulator.link} links to {emulator.state_dir}: the servers' accounts "
+            "cannot enter a directory above it",
+            file=sys.stderr,
+        )
     if args.json:
         print(info.to_json())
     else:
@@ -229,6 +257,35 @@ def _status(args: argparse.Namespace) -> int:
         print("running")
         _print_summary(info, sys.stdout)
     return 0 if info is not None else 1
+
+
+def _env(args: argparse.Namespace) -> int:
+    import shlex
+
+    from sqlalchemy_rds_iam.testing.envcmd import env_lines
+
+    emulator = _emulator(args)
+    try:
+        info = emulator.status()
+    except EmulatorError as exc:
+        return _fail(exc)
+    if info is None:
+        return _fail(
+            EmulatorError(
+                f"no emulator runs in {emulator.state_dir}; start it: "
+                "sqlalchemy-rds-iam emulator start"
+                + (f" --state-dir {shlex.quote(args.state_dir)}" if args.state_dir else "")
+            )
+        )
+    if args.identity_name not in info.identities:
+        return _fail(
+            EmulatorError(
+                f"no identity {args.identity_name!r}; the emulator has "
+                + ", ".join(info.identities)
+            )
+        )
+    print("\n".join(env_lines(info, args.identity_name)))
+    return 0
 
 
 def _retire(args: argparse.Namespace) -> int:

@@ -32,8 +32,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy_rds_iam.testing import launch, pam, servers, wiring
+from sqlalchemy_rds_iam.testing import access, launch, pam, servers, wiring
 from sqlalchemy_rds_iam.testing.errors import EmulatorError, EmulatorNeedsRootError
+from sqlalchemy_rds_iam.testing.extra import require_testing_extra
 from sqlalchemy_rds_iam.testing.identities import make_identities, reconfigure, session_token
 from sqlalchemy_rds_iam.testing.info import EmulatorInfo, Identity
 from sqlalchemy_rds_iam.testing.state import StateFile
@@ -79,7 +80,9 @@ class Emulator:
         rate_limit: int | None = None,
     ) -> None:
         path = Path(state_dir) if state_dir is not None else default_state_dir()
-        self.state_dir = path.absolute()
+        #: Where the files are; :attr:`link` (None: no link) points there from the directory
+        #: asked for when the servers' accounts could not enter that one (see ``access``).
+        self.state_dir, self.link = access.placement(path.absolute())
         self.region = region
         unknown = set(servers or ()) - set(launch.SERVER_CLASSES)
         if unknown:
@@ -181,8 +184,10 @@ class Emulator:
             info = self.status()
             started = info is None
             if info is None:
+                require_testing_extra()
                 self._refuse_foreign()
                 launch.teardown(self)
+                self._make_link()
                 try:
                     info = launch.Launch(self).run(binaries, names)
                 except BaseException:
@@ -213,6 +218,26 @@ class Emulator:
                 f"${STATE_DIR_ENV}, --rds-iam-emulator-dir)"
             )
 
+
+    def _make_link(self) -> None:
+        """Put the link to :attr:`state_dir` where the state directory was asked to be."""
+        if self.link is None:
+            return
+        if self.link.is_symlink():
+            self.link.unlink()
+        elif self.link.exists():
+            try:
+                self.link.rmdir()  # an empty directory, e.g. made by an earlier failed start
+            except OSError:
+                raise EmulatorError(
+                    f"{self.link} already exists: the emulator keeps its files in "
+                    f"{self.state_dir} and links them from there, because its servers "
+                    f"({', '.join(access.SERVER_ACCOUNTS)}) cannot enter "
+                    f"{access.blocking_directory(self.link)}; remove {self.link}, or choose "
+                    "a state directory they can enter"
+                ) from None
+        self.link.parent.mkdir(parents=True, exist_ok=True)
+        self.link.symlink_to(self.state_dir, target_is_directory=True)
 
     # -- faults -----------------------------------------------------------------------------
 
@@ -303,6 +328,8 @@ class Emulator:
     def stop(self) -> bool:
         """Stop the servers, remove the PAM files and the state dir; False if nothing to do."""
         if not self.state_dir.exists() and not self._own_pam_files():
+            if self.link is not None and self.link.is_symlink():
+                self.link.unlink()  # a link left dangling
             return False
         self._require_root("stopping the RDS IAM emulator")
         with self._lock():

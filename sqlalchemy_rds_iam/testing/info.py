@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -174,6 +173,7 @@ class ServerInfo:
                 data = fh.read()
         except FileNotFoundError:
             return []
+        data = data[: data.rfind(b"\n") + 1]  # a line still being written is read next time
         known = set(Verification.__dataclass_fields__)
         wanted = token_fingerprint(token) if token is not None else None
         result = []
@@ -294,8 +294,3 @@ class EmulatorInfo:
     def from_json(cls, text: str) -> EmulatorInfo:
         """Rebuild the info from :meth:`to_json`'s output."""
         return cls.from_dict(json.loads(text))
-
-    @property
-    def state_path(self) -> Path:
-        """The emulator's state directory as a path."""
-        return Path(self.state_dir)

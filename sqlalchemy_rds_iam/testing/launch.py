@@ -341,6 +341,8 @@ def teardown(emulator: Emulator) -> None:
         pam.remove(name, emulator.state_dir, emulator.backup_dir)
     if emulator.state_dir.exists():
         shutil.rmtree(emulator.state_dir)
+    if emulator.link is not None and emulator.link.is_symlink():
+        emulator.link.unlink()
 
 
 def _is_postgres(pid: int) -> bool:

@@ -9,8 +9,9 @@
 Tests skip only when server programs are not installed: a test that uses a server this
 machine lacks (``info.pgbouncer``, ``info.servers["mysql"]``) is skipped with the Debian
 package to install; anything else (not root, a server that fails to start) is an error, so
-that CI never passes by skipping. Loading this plugin is cheap: it imports nothing heavy
-until a fixture is used.
+that CI never passes by skipping. Without the ``[testing]`` extra (no ``cryptography``) the
+session stops with one line naming it (exit status 1). Loading this plugin is cheap: it
+imports nothing heavy until a fixture is used.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def rds_iam_emulator(request: pytest.FixtureRequest) -> Iterator[EmulatorInfo]:
     """The running emulator: reused if alive, else started (and then stopped at the end)."""
     from sqlalchemy_rds_iam.testing.emulator import Emulator
     from sqlalchemy_rds_iam.testing.errors import ServerBinariesMissingError
+    from sqlalchemy_rds_iam.testing.extra import MissingTestingExtraError
 
     servers = request.config.getoption("--rds-iam-servers")
     emulator = Emulator(
@@ -91,6 +93,8 @@ def rds_iam_emulator(request: pytest.FixtureRequest) -> Iterator[EmulatorInfo]:
         info, started = emulator.ensure_started(keep=keep)
     except ServerBinariesMissingError as exc:
         pytest.skip(f"RDS IAM emulator unavailable: {exc}")
+    except MissingTestingExtraError as exc:  # one line and exit 1, not an error per test
+        pytest.exit(str(exc), returncode=1)
     # A lease: another session that reuses this emulator keeps it alive past our end.
     emulator.acquire()
     try:

@@ -71,11 +71,6 @@ class Binaries:
     missing: dict[str, str] = field(default_factory=dict)
 
     @property
-    def pg_version(self) -> str:
-        """The PostgreSQL major version, from ``/usr/lib/postgresql/<version>/bin``."""
-        return self.pg_bin.parent.name if self.pg_bin else ""
-
-    @property
     def available(self) -> tuple[str, ...]:
         """The servers this machine can run, in start order."""
         return tuple(n for n in SERVER_NAMES if n not in self.missing)
@@ -594,6 +589,9 @@ innodb-buffer-pool-size = 32M
 innodb-log-file-size = 16M
 innodb-flush-log-at-trx-commit = 0
 skip-log-bin
+# MySQL 8.0's default, which RDS for MySQL keeps: every character fits (emoji too).
+character-set-server = utf8mb4
+collation-server = utf8mb4_unicode_ci
 """
         write_file(self.defaults_file, cnf, "root", 0o644)
         run_as(
@@ -629,7 +627,8 @@ skip-log-bin
         # Anonymous users would shadow user@'%' for local logins: drop them.
         return (
             "DELETE FROM mysql.global_priv WHERE User = '';\nFLUSH PRIVILEGES;\n"  # noqa: S608
-            f"CREATE DATABASE `{DATABASE}`;\n{iam}\n"
+            f"CREATE DATABASE `{DATABASE}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\n"
+            f"{iam}\n"
             f"CREATE USER '{PASSWORD_USER}'@'%' IDENTIFIED BY {_sql_quote(self.password)} "
             f"REQUIRE SSL;\nGRANT ALL ON `{DATABASE}`.* TO '{PASSWORD_USER}'@'%';\n"
         )

@@ -198,16 +198,16 @@ def test_rotation_retires_a_key_under_a_live_pool(rds_iam_emulator: EmulatorInfo
     assert keys == [(True, old.access_key_id)] * 2 + [(True, new.access_key_id)] * 3
 
 
-def test_readme_topology_snippet_runs(rds_iam_emulator: EmulatorInfo) -> None:
+def test_docs_topology_snippet_runs(rds_iam_emulator: EmulatorInfo) -> None:
     import re
     from pathlib import Path
 
-    readme = Path(__file__).resolve().parents[2] / "README.md"
+    readme = Path(__file__).resolve().parents[2] / "docs" / "reference" / "emulator.md"
     section = readme.read_text().split("**Real-looking AWS endpoints.**", 1)[1]
     snippet = re.search(r"```python\n(.*?)```", section, re.S)
     assert snippet is not None
     namespace: dict[str, Any] = {}
-    exec(compile(snippet.group(1), "README.md", "exec"), namespace)  # noqa: S102 (our README)
+    exec(compile(snippet.group(1), "emulator.md", "exec"), namespace)  # noqa: S102 (our docs)
     endpoint(rds_iam_emulator, "proxy")
     namespace["test_proxy"](rds_iam_emulator, None)
 

@@ -225,6 +225,8 @@ def test_iam_users_can_create_tables(info: EmulatorInfo, server: ServerInfo) -> 
             cur = conn.cursor()
             cur.execute(f"CREATE TABLE {table} (id integer primary key)")
             cur.execute(f"INSERT INTO {table} VALUES (1)")  # noqa: S608
+            cur.execute(f"SELECT id FROM {table}")  # noqa: S608
+            assert cur.fetchall() in ([(1,)], ((1,),))
             cur.execute(f"DROP TABLE {table}")
             conn.commit()
 

@@ -12,6 +12,7 @@ from sqlalchemy.pool import NullPool
 import sqlalchemy_rds_iam
 from sqlalchemy_rds_iam import InsecureConnectionError
 from sqlalchemy_rds_iam.testing.info import EmulatorInfo
+from tests.fakes import signed_tokens
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("rds_iam_aws_env")]
 
@@ -82,12 +83,11 @@ def test_wrong_ca_fails_the_handshake_not_the_login(rds_iam_emulator: EmulatorIn
     from sqlalchemy_rds_iam.cabundle import SHIPPED_CA_BUNDLE
 
     engine = sa.create_engine(info.url(iam_ca_bundle=str(SHIPPED_CA_BUNDLE)), poolclass=NullPool)
+    signed = signed_tokens(sqlalchemy_rds_iam.connector(engine))
     offset = info.log_offset()
     with pytest.raises(sa.exc.OperationalError, match="certificate verify failed"):
         engine.connect()
-    connector = sqlalchemy_rds_iam.connector(engine)
-    token = connector._signed[0] if connector._signed else None
-    assert token  # one was signed for this attempt...
+    (token,) = signed  # one was signed for this attempt...
     assert info.verifications(offset, token=token) == []  # ...and never reached the server
 
 

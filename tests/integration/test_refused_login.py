@@ -20,6 +20,7 @@ import sqlalchemy_rds_iam
 from sqlalchemy_rds_iam.credentials import FrozenCredentials
 from sqlalchemy_rds_iam.drivers import DRIVERS
 from sqlalchemy_rds_iam.refusals import login_refused
+from tests.fakes import signed_tokens
 
 if TYPE_CHECKING:
     from sqlalchemy_rds_iam.testing.info import EmulatorInfo, ServerInfo
@@ -109,6 +110,7 @@ def test_a_second_refusal_surfaces_with_a_note(rds_iam_emulator: EmulatorInfo, d
     connector = sqlalchemy_rds_iam.connector(engine)
     server = _server(rds_iam_emulator, driver)
     source.retired = True
+    signed = signed_tokens(connector)
     first = connector.token()
     since = server.log_offset()
     # SQLAlchemy's wrapper; on SQLAlchemy 2.0, asyncpg's connect errors come unwrapped.
@@ -127,22 +129,22 @@ def test_a_second_refusal_surfaces_with_a_note(rds_iam_emulator: EmulatorInfo, d
     refusals = [r for r in caplog.records if "refused the IAM token" in r.getMessage()]
     assert len(refusals) == 1
     # Exactly two logins: the cached token, then one fresh signing; no loop.
-    tokens = {first, connector._signed[0] if connector._signed else first}
-    assert len(_attempts(server, since, tokens)) == 2
+    assert len(signed) == 2, "the cached token, then one fresh signing"
+    assert len(_attempts(server, since, set(signed))) == 2
 
 
 def test_a_fresh_token_refused_is_not_retried(rds_iam_emulator: EmulatorInfo) -> None:
     engine, source = _engine(rds_iam_emulator, "psycopg2")
     server = _server(rds_iam_emulator, "psycopg2")
     source.retired = True
+    signed = signed_tokens(sqlalchemy_rds_iam.connector(engine))
     since = server.log_offset()
     with pytest.raises(sa.exc.OperationalError) as info:
         _select_one(engine)
     (note,) = info.value.__notes__
     assert "retried" not in note
-    token = sqlalchemy_rds_iam.connector(engine)._signed
-    assert token is not None
-    assert _attempts(server, since, {token[0]}) == [False]
+    (token,) = signed
+    assert _attempts(server, since, {token}) == [False]
 
 
 def test_the_doctor_command_has_no_secrets(rds_iam_emulator: EmulatorInfo) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import ssl
 from pathlib import Path
 
@@ -158,7 +159,7 @@ def engine_cparams(url: str) -> dict[str, object]:
 def test_engines_default_to_their_endpoints_store(host: str, store: str) -> None:
     region = "&aws_region=us-east-1" if store == COMBINED else ""
     for url in (f"postgresql+psycopg2://u@{host}/db?plugin=rds_iam{region}",
-                f"mysql+pymysql://u@{host}/db?plugin=rds_iam{region}"):
+                f"mysql+mysqlconnector://u@{host}/db?plugin=rds_iam{region}"):  # ssl_ca=
         if "dsql" in host and url.startswith("mysql"):
             continue
         cparams = engine_cparams(url)
@@ -386,7 +387,7 @@ def test_combined_store_falls_back_to_tmp_when_the_cache_dir_is_unwritable(
     stand_in = _throwaway_ca(tmp_path, "Stand-in RDS")
     monkeypatch.setenv(TEST_SEAM_ENV, json.dumps({"rds-aws": str(stand_in)}))
     combined = Path(bundle_path(COMBINED))
-    assert combined.parent == tmp_path / "tmp" / "sqlalchemy-rds-iam"
+    assert combined.parent == tmp_path / "tmp" / f"sqlalchemy-rds-iam-{os.geteuid()}"
     assert "Stand-in RDS" in common_names(combined)
     assert bundle_path(COMBINED) == str(combined)  # named by content: written once, reused
 

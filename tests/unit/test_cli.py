@@ -61,8 +61,10 @@ def test_psql_print_never_shows_the_token(capsys: pytest.CaptureFixture[str]) ->
     out = capsys.readouterr().out
     assert "X-Amz-Signature" not in out
     assert 'PGPASSWORD="$(sqlalchemy-rds-iam token ' in out
-    assert "PGSSLMODE=verify-full" in out and f"PGSSLROOTCERT={SHIPPED_CA_BUNDLE}" in out
-    assert out.rstrip().endswith("psql -c 'select 1'")
+    assert f"'--dbname=host={RDS} port=5432 user=iamuser dbname=app sslmode=verify-full " \
+        f"sslrootcert={SHIPPED_CA_BUNDLE} gssencmode=disable'" in out
+    assert out.startswith("env -u PGSERVICE -u PGSERVICEFILE ") and "-u PGSSLMODE" in out
+    assert out.rstrip().endswith(" -c 'select 1'")
 
 
 def test_psql_refuses_plaintext(capsys: pytest.CaptureFixture[str]) -> None:
@@ -341,7 +343,7 @@ def test_doctor_option_problems_exit_2_before_any_network_step(
     assert "secret" not in json.dumps(report)
 
 
-def test_exit_codes_in_help_and_readme_come_from_the_steps() -> None:
+def test_exit_codes_in_help_and_docs_come_from_the_steps() -> None:
     from sqlalchemy_rds_iam.doctor import EXIT_CODES, STEPS, exit_codes_text
 
     text = exit_codes_text()
@@ -349,7 +351,8 @@ def test_exit_codes_in_help_and_readme_come_from_the_steps() -> None:
     assert list(EXIT_CODES) == [s.name for s in STEPS]
     for argv in (["--help"], ["doctor", "--help"]):
         assert text in " ".join(_help_of(argv).split())
-    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
+    page = Path(__file__).resolve().parents[2] / "docs" / "reference" / "cli.md"
+    readme = " ".join(page.read_text().split())
     assert text in readme
     from sqlalchemy_rds_iam.cli import ERROR_EXIT_CODES
 

@@ -62,13 +62,22 @@ def prepared(engine: sa.Engine, connect_args: dict[str, Any] | None = None) -> d
 def expected_tls(name: str, ca: str, mode: str) -> dict[str, Any]:
     """What each driver gets by default: the facts of the table, written out by hand."""
     full = mode == "verify-full"
+    import psycopg
+    import psycopg2.extensions
+
+    def libpq(version: int) -> dict[str, Any]:
+        # hostaddr='': PGHOSTADDR cannot move libpq; sslkeylogfile='' (libpq 18+): nor can a
+        # service file turn on a key log.
+        base = {"sslmode": mode, "sslrootcert": ca, "gssencmode": "disable", "hostaddr": ""}
+        return {**base, "sslkeylogfile": ""} if version >= 180000 else base
+
     table: dict[str, dict[str, Any]] = {
-        "psycopg2": {"sslmode": mode, "sslrootcert": ca, "gssencmode": "disable"},
-        "psycopg": {"sslmode": mode, "sslrootcert": ca, "gssencmode": "disable"},
-        "psycopg_async": {"sslmode": mode, "sslrootcert": ca, "gssencmode": "disable"},
+        "psycopg2": libpq(psycopg2.extensions.libpq_version()),
+        "psycopg": libpq(psycopg.pq.version()),
+        "psycopg_async": libpq(psycopg.pq.version()),
         "pg8000": {"ssl_context": ssl_context(ca, mode)},
         "asyncpg": {"ssl": ssl_context(ca, mode)},
-        "pymysql": {"ssl_ca": ca, "ssl_verify_cert": True, "ssl_verify_identity": full},
+        "pymysql": {"ssl": ssl_context(ca, mode)},  # not PyMySQL's own: it logs keys
         "mysqldb": {"ssl": {"ca": ca}, "ssl_mode": "VERIFY_IDENTITY" if full else "VERIFY_CA"},
         "mysqlconnector": {"ssl_ca": ca, "ssl_verify_cert": True, "ssl_verify_identity": full,
                            "auth_plugin": "mysql_clear_password"},
@@ -134,7 +143,8 @@ def test_default_tls_arguments(name: str, mode: str) -> None:
     before = dict(engine.dialect.create_connect_args(engine.url)[1])
     after = prepared(engine)
     ca = sqlalchemy_rds_iam.connector(engine).ca_bundle
-    assert after == {**before, **expected_tls(name, ca, mode)}
+    placed = {"port": DRIVERS[name].default_port}  # always explicit: PGPORT & co. cannot move it
+    assert after == {**before, **placed, **expected_tls(name, ca, mode)}
 
 
 @pytest.mark.parametrize("name", sorted(DRIVERS))
@@ -179,10 +189,9 @@ USER_SETTINGS: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
     ("pg8000", "ssl_context=true", {}, {"ssl_context": "OURS-verify-full"}),
     ("asyncpg", "", {"ssl": MY_CTX}, {"ssl": MY_CTX}),
     ("asyncpg", "ssl=verify-ca", {}, {"ssl": "OURS-verify-ca"}),
-    ("pymysql", f"ssl_ca={CA}", {},
-     {"ssl": {"ca": CA, "check_hostname": True, "verify_mode": True}}),
+    ("pymysql", f"ssl_ca={CA}", {}, {"ssl": "OURS-verify-full"}),
     ("pymysql", "", {"ssl": MY_CTX}, {"ssl": MY_CTX}),
-    ("pymysql", "", {"ssl_verify_identity": False}, {"ssl_verify_identity": False}),
+    ("pymysql", "", {"ssl_verify_identity": False}, {"ssl": "OURS-verify-ca"}),
     ("mysqldb", f"ssl_ca={CA}&ssl_mode=VERIFY_CA", {},
      {"ssl": {"ca": CA}, "ssl_mode": "VERIFY_CA"}),
     ("mysqldb", "", {"ssl": {"capath": "/etc/ssl/certs"}}, {"ssl": {"capath": "/etc/ssl/certs"}}),
@@ -265,7 +274,7 @@ INSECURE: list[tuple[str, str, dict[str, Any]]] = [
 def test_insecure_spellings_are_refused_by_create_engine(name: str, query: str,
                                                          connect_args: dict[str, Any]) -> None:
     url = url_for(name, "plugin=rds_iam" + (f"&{query}" if query else ""))
-    with pytest.raises(InsecureConnectionError, match="IAM token without verified TLS"):
+    with pytest.raises(InsecureConnectionError, match="refusing to send an IAM token"):
         make_engine(url, connect_args=connect_args)
 
 

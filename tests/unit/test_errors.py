@@ -24,7 +24,7 @@ from sqlalchemy_rds_iam.errors import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text()
+EXCEPTIONS_PAGE = (ROOT / "docs" / "reference" / "exceptions.md").read_text()
 PG = "postgresql+psycopg2://iamuser@db.cluster-abc123.us-east-1.rds.amazonaws.com/app"
 
 
@@ -164,8 +164,8 @@ def _code_tree() -> list[tuple[int, str]]:
     return rows
 
 
-def test_error_tree_in_docstring_and_readme_matches_the_classes() -> None:
+def test_error_tree_in_docstring_and_docs_matches_the_classes() -> None:
     expected = _code_tree()
     assert len(expected) == len(errors.__all__)
     assert _tree(errors.__doc__ or "") == expected
-    assert _tree(README[README.index("## Errors"):]) == expected
+    assert _tree(EXCEPTIONS_PAGE) == expected

@@ -155,6 +155,25 @@ def test_values_of_unknown_types_are_never_memoized(bundle: Path) -> None:
     assert counting.calls == 3
 
 
+@pytest.mark.parametrize(("key", "value"), [("sslkeylogfile", "/tmp/keys.log"),
+                                            ("not_a_keyword", "x"), ("service", "other")])
+def test_a_key_added_to_the_same_dict_is_classified_again(bundle: Path, key: str,
+                                                          value: str) -> None:
+    """The allow-list walks every key: the key set is part of the snapshot, so a key added
+    in place (an earlier do_connect listener, say) is refused on the hot path too."""
+    memo, counting, _ = memo_for("psycopg2")
+    cparams = libpq(bundle)
+    memo([], cparams)
+    memo([], cparams)
+    assert counting.calls == 1
+    cparams[key] = value
+    with pytest.raises(InsecureConnectionError, match=key):
+        memo([], cparams)
+    del cparams[key]
+    memo([], cparams)
+    assert counting.calls == 2  # the refusal ran in full; the old snapshot is memoized
+
+
 def test_refusals_are_never_memoized(bundle: Path) -> None:
     memo, counting, _ = memo_for("psycopg2")
     for _ in range(3):
@@ -220,10 +239,11 @@ VALUES = st.sampled_from([
 ])
 KEYS = {
     "psycopg2": ["sslmode", "sslrootcert", "gssencmode", "host", "hostaddr", "requiressl",
-                 "sslnegotiation"],
+                 "sslnegotiation", "sslkeylogfile", "service", "application_name",
+                 "not_a_keyword"],
     "pymysql": ["ssl", "ssl_ca", "ssl_verify_cert", "ssl_verify_identity", "ssl_disabled",
-                "host", "unix_socket"],
-    "pg8000": ["ssl_context", "host", "unix_sock", "sock"],
+                "host", "unix_socket", "charset", "not_a_keyword"],
+    "pg8000": ["ssl_context", "host", "unix_sock", "sock", "timeout", "not_a_keyword"],
 }
 BASE = {
     "psycopg2": {"host": RDS, "sslmode": "verify-full", "sslrootcert": str(BUNDLE),

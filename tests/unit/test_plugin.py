@@ -12,6 +12,7 @@ import sqlalchemy_rds_iam
 from sqlalchemy_rds_iam import ConfigurationError, InsecureConnectionError, UnsupportedDriverError
 from sqlalchemy_rds_iam.cabundle import bundle_path
 from sqlalchemy_rds_iam.plugin import RdsIamPlugin
+from sqlalchemy_rds_iam.tls import ssl_context
 from tests.fakes import driver_arguments
 
 RDS = "db.cluster-abc123.us-east-1.rds.amazonaws.com"
@@ -72,19 +73,20 @@ def test_users_tls_settings_win() -> None:
 
 
 @pytest.mark.usefixtures("aws_env")
-def test_pymysql_keywords() -> None:
+def test_pymysql_gets_our_context() -> None:
+    # Not ssl_ca= keywords: PyMySQL would build its own context, which logs TLS keys to
+    # $SSLKEYLOGFILE (ssl.create_default_context).
     args = driver_arguments(sa.create_engine(f"{MY}?plugin=rds_iam"))
-    assert args["ssl_ca"] == bundle_path("rds-aws")
-    assert args["ssl_verify_identity"] is True
-    assert "ssl" not in args
+    assert args["ssl"] is ssl_context(bundle_path("rds-aws"), "verify-full")
+    assert not any(k.startswith("ssl_") for k in args)
 
 
 @pytest.mark.usefixtures("aws_env")
-def test_pymysql_url_ssl_dict_is_completed_not_shadowed() -> None:
+def test_pymysql_url_ssl_dict_becomes_the_equivalent_context() -> None:
     # SQLAlchemy turns URL ssl_* into an ssl dict; PyMySQL would ignore it if we added ssl_ca=.
     ca = bundle_path("rds-aws")
     args = driver_arguments(sa.create_engine(f"{MY}?plugin=rds_iam&ssl_ca={ca}"))
-    assert args["ssl"] == {"ca": ca, "check_hostname": True, "verify_mode": True}
+    assert args["ssl"] is ssl_context(ca, "verify-full")
     assert not any(k.startswith("ssl_") for k in args)
 
 

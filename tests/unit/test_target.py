@@ -41,11 +41,11 @@ def test_rds_name_gives_region_partition_store_and_default_port() -> None:
 
 def test_tunnel_signs_for_iam_host_but_connects_to_the_url() -> None:
     target = _resolve("mysql+pymysql://iamuser@127.0.0.1:13306/app", iam_host=PROXY,
-                      iam_port=3306, iam_tls="verify-ca")
+                      iam_port=3306)
     assert (target.host, target.port) == (PROXY, 3306)
     assert target.address == ("127.0.0.1", 13306)
     assert target.ca_bundle == bundle_path("amazon-roots")  # RDS Proxy: Amazon's roots
-    assert target.region_source == "hostname" and target.tls_mode == "verify-ca"
+    assert target.region_source == "hostname" and target.tls_mode == "verify-full"
 
 
 def test_other_names_take_the_region_from_the_option_or_later() -> None:

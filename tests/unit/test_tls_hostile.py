@@ -220,6 +220,12 @@ def _libpq(d: str) -> list[Setting]:
         Setting(d, "sslnegotiation=direct"),
         Setting(d, connect_args={"requiressl": 1}, expect=R),
         Setting(d, "sslmode=verify-ca&sslrootcert=<CA>", expect=C),
+        # issue 20: keywords that moved the connection or logged TLS keys
+        Setting(d, "sslkeylogfile=/tmp/tls-keys.log", expect=R),
+        Setting(d, "service=elsewhere", expect=R), Setting(d, "sslsni=0", expect=R),
+        Setting(d, "hostaddr=127.0.0.1", expect=R), Setting(d, "host=127.0.0.1", expect=R),
+        Setting(d, connect_args={"passfile": "/tmp/pgpass"}, expect=R),
+        Setting(d, "application_name=app&connect_timeout=10&keepalives=1"),
     ]
 
 
@@ -268,6 +274,10 @@ def catalogue(ca: str) -> list[Setting]:
         Setting("asyncpg", connect_args={"direct_tls": True}),
         Setting("asyncpg", connect_args={"dsn": "postgresql://x@localhost/app?sslmode=disable"},
                 expect=R),
+        Setting("asyncpg", connect_args={"passfile": "/tmp/pgpass"}, expect=R),
+        Setting("asyncpg", "service=elsewhere", expect=R),
+        Setting("asyncpg", connect_args={"command_timeout": 10, "statement_cache_size": 0,
+                                         "server_settings": {"application_name": "prefect"}}),
     ]
     rows += [
         *_my_common("pymysql"),
@@ -290,6 +300,8 @@ def catalogue(ca: str) -> list[Setting]:
         Setting("pymysql", connect_args={"read_default_file": "<CNF-SOCKET>"}, expect=R),
         Setting("pymysql", connect_args={"read_default_file": "<CNF-OK>"}),
         Setting("pymysql", connect_args={"ssl_verify_identity": None}, expect=R),
+        Setting("pymysql", "port=1", expect=R),
+        Setting("pymysql", connect_args={"auth_plugin_map": {}}, expect=R),
     ]
     rows += [
         *_my_common("mysqldb"),
@@ -321,6 +333,10 @@ def catalogue(ca: str) -> list[Setting]:
                 how="attach"),
         Setting("mysqlconnector", connect_args={"option_files": "<CNF-OK>"}, expect=R),
         Setting("mysqlconnector", connect_args={"ssl_verify_identity": None}, expect=R),
+        Setting("mysqlconnector", connect_args={"failover": [{"host": "127.0.0.1"}]},
+                expect=R),
+        Setting("mysqlconnector", connect_args={"tls_versions": ["TLSv1.2"]}, expect=R),
+        Setting("mysqlconnector", connect_args={"use_pure": True}),
     ]
     for d in ("aiomysql", "asyncmy"):
         rows += [

@@ -1,0 +1,141 @@
+"""The documentation against the code: options, exit codes, the README's size, no made-up URLs.
+
+The code blocks themselves run in ``tests/integration/test_docs_blocks.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from sqlalchemy_rds_iam.cli import ERROR_EXIT_CODES, USAGE_EXIT_CODE
+from sqlalchemy_rds_iam.doctor import EXIT_CODES, UNEXPECTED_EXIT_CODE
+from sqlalchemy_rds_iam.options import (
+    KEYWORD_ONLY_NAMES,
+    OPTION_NAMES,
+    AttachOptions,
+    Options,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+README = ROOT / "README.md"
+README_MAX_LINES = 250
+
+#: Addresses that were never real: the made-up repository, and template leftovers.
+PLACEHOLDERS = (
+    "github.com/sqlalchemy-rds-iam/sqlalchemy-rds-iam",
+    "example.com/your",
+    "your-org/",
+    "<your-repo>",
+)
+
+
+def _table(text: str, header: str) -> list[list[str]]:
+    """The rows of the Markdown table whose header row starts with ``header``."""
+    lines = text[text.index(header):].splitlines()
+    rows = []
+    for line in lines[2:]:
+        if not line.startswith("|"):
+            break
+        cells = re.split(r"(?<!\\)\|", line.strip().strip("|"))
+        rows.append([c.strip().replace("\\|", "|") for c in cells])
+    return rows
+
+
+def test_readme_is_a_front_door_under_250_lines() -> None:
+    lines = README.read_text().count("\n")
+    assert lines <= README_MAX_LINES, f"README.md has {lines} lines; move detail to docs/"
+
+
+def test_readme_try_it_locally_has_the_three_commands() -> None:
+    section = README.read_text().split("## Try it locally", 1)[1]
+    block = re.search(r"```sh\n(.*?)```", section, re.S)
+    assert block is not None
+    assert block.group(1).splitlines() == [
+        "pip install 'sqlalchemy-rds-iam[postgresql,mysql,testing]'",
+        "sqlalchemy-rds-iam emulator start",
+        'eval "$(sqlalchemy-rds-iam emulator env)"',
+    ]
+
+
+def _shipped_text_files() -> list[Path]:
+    paths = [README, ROOT / "pyproject.toml", ROOT / "CHANGELOG.md", ROOT / "mkdocs.yml"]
+    for folder in ("docs", "examples", "tools", "sqlalchemy_rds_iam", "bench"):
+        paths += [
+            p for p in (ROOT / folder).rglob("*")
+            if p.is_file() and p.suffix in {".md", ".py", ".toml", ".yaml", ".yml", ".ini", ".txt"}
+        ]
+    return paths
+
+
+def test_no_placeholder_url_anywhere() -> None:
+    found = [
+        f"{path.relative_to(ROOT)}: {needle}"
+        for path in _shipped_text_files()
+        for needle in PLACEHOLDERS
+        if needle in path.read_text(errors="replace")
+    ]
+    assert found == []
+
+
+def test_options_reference_matches_options_py() -> None:
+    rows = _table((DOCS / "reference" / "options.md").read_text(), "| option | type |")
+    documented = {row[0].strip("`"): row for row in rows}
+    assert list(documented) == [*OPTION_NAMES, *KEYWORD_ONLY_NAMES]
+    assert len(rows) == len(documented), "an option is listed twice"
+    annotations = AttachOptions.__annotations__
+    defaults = {f.name: f.default for f in dataclasses.fields(Options)}
+    assert set(annotations) == set(documented) == set(defaults)
+    for name, (_, type_cell, in_url, default_cell, meaning) in documented.items():
+        annotation = annotations[name]  # a ForwardRef: options.py postpones annotations
+        annotation = getattr(annotation, "__forward_arg__", annotation)
+        assert re.match(r"`([^`]*)`", type_cell)[1] == annotation, name  # type: ignore[index]
+        assert in_url == ("yes" if name in OPTION_NAMES else "no"), name
+        assert default_cell.startswith(f"`{defaults[name]!r}`"), (name, default_cell)
+        assert meaning, name
+
+
+def _exit_code_headings() -> set[int]:
+    text = (DOCS / "troubleshooting.md").read_text()
+    return {int(n) for n in re.findall(r"^### exit (\d+)\b", text, re.M)}
+
+
+def test_troubleshooting_has_an_entry_per_exit_code() -> None:
+    codes = {0, USAGE_EXIT_CODE, UNEXPECTED_EXIT_CODE}
+    codes |= set(EXIT_CODES.values()) | {code for _, code in ERROR_EXIT_CODES}
+    assert codes - _exit_code_headings() == set()
+
+
+@pytest.mark.parametrize("name", [*EXIT_CODES, *(cls.__name__ for cls, _ in ERROR_EXIT_CODES)])
+def test_troubleshooting_names_every_doctor_step_and_error_class(name: str) -> None:
+    headings = re.findall(r"^### (.*)$", (DOCS / "troubleshooting.md").read_text(), re.M)
+    if name == "RdsIamError":  # the root: exit 1, "a failure the message explains"
+        assert any(h.startswith("exit 1:") for h in headings)
+        return
+    assert any(name in h for h in headings), name
+
+
+def test_cli_reference_is_generated_from_the_parser() -> None:
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import mkdocs_hooks
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    page = (DOCS / "reference" / "cli.md").read_text()
+    assert mkdocs_hooks.CLI_MARKER in page
+    generated = mkdocs_hooks.on_page_markdown(page)
+    for command in ("token", "psql", "mysql", "ca path", "ca update", "doctor", "emulator start"):
+        assert f"## `sqlalchemy-rds-iam {command}`" in generated
+        assert f"usage: sqlalchemy-rds-iam {command}" in generated
+
+
+def test_every_page_is_in_the_nav() -> None:
+    nav = (ROOT / "mkdocs.yml").read_text()
+    pages = {str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md")}
+    assert {p for p in pages if f": {p}\n" not in nav} == set()
