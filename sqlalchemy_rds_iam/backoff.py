@@ -156,19 +156,14 @@ def retrying(
     ``announce(number, delay)`` is called before each retry (number 2 for the first retry).
     The last exception propagates unchanged (the driver's own, not wrapped).
     """
-    try:
-        return attempt()
-    except Exception as exc:
-        if not retryable(exc):
-            raise
-        last = exc
-    for number, delay in enumerate(policy.delays(), start=2):
-        announce(number, delay)
-        sleep(delay)
+    delays = enumerate(policy.delays(), start=2)
+    while True:
         try:
             return attempt()
         except Exception as exc:
-            if not retryable(exc):
+            retry = next(delays, None) if retryable(exc) else None
+            if retry is None:
                 raise
-            last = exc
-    raise last
+        number, delay = retry
+        announce(number, delay)
+        sleep(delay)
