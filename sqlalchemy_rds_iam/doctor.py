@@ -23,7 +23,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import CredentialsError, RdsIamError, RegionError, TrustStoreError
+from .errors import (
+    ConfigurationError,
+    CredentialsError,
+    RdsIamError,
+    RegionError,
+    TokenError,
+    TrustStoreError,
+)
 
 if TYPE_CHECKING:
     from .credentials import FrozenCredentials
@@ -136,15 +143,6 @@ def credentials_fix(message: str) -> str:
         return NO_CREDENTIALS_FIX
     head, sep, tail = message.rpartition("; ")
     return tail if sep and head else "fix the AWS configuration named above"
-
-
-#: Errors ``create_engine`` raises for what a later step checks: (class, step, fix); a fix of
-#: None is computed from the message (:func:`credentials_fix`).
-_LATER_STEP_ERRORS: tuple[tuple[type[RdsIamError], str, str | None], ...] = (
-    (RegionError, "region", "fix or add aws_region=<region> (the hostname's, if it has one)"),
-    (CredentialsError, "credentials", None),
-    (TrustStoreError, "certificate", "sqlalchemy-rds-iam ca update, or iam_ca_bundle=<path>"),
-)
 
 
 def _check_names(text: str) -> None:
@@ -555,26 +553,44 @@ def step_login(state: State) -> str:
 
 @dataclass(frozen=True)
 class StepDef:
-    """A step of the diagnosis: its name, its exit code, its function."""
+    """A step of the diagnosis: its name, its exit code, its function.
+
+    ``errors`` are the classes the whole CLI exits with this step's code for, ``meaning`` says
+    so in ``--help``; ``early`` marks errors ``create_engine`` already raises (the options
+    step reports them as this step's, with ``fix``; a fix of None is computed from the
+    message, :func:`credentials_fix`).
+    """
 
     name: str
     exit_code: int
     run: Callable[[State], str]
     fatal: bool = True
     when: Callable[[State], bool] = lambda state: True
+    errors: tuple[type[RdsIamError], ...] = ()
+    meaning: str = ""
+    early: bool = False
+    fix: str | None = None
 
 
-#: The diagnosis, in order. The exit codes in ``--help`` and the README come from here.
+#: The diagnosis, in order, and the one table of exit codes: the CLI's codes per error
+#: class, ``--help`` and the docs' tables come from here.
 STEPS: tuple[StepDef, ...] = (
-    StepDef("options", 2, step_options),
-    StepDef("region", 3, step_region),
-    StepDef("credentials", 4, step_credentials),
+    StepDef("options", 2, step_options, errors=(ConfigurationError,),
+            meaning="bad options or usage"),
+    StepDef("region", 3, step_region, errors=(RegionError,),
+            meaning="no region, or a wrong one", early=True,
+            fix="fix or add aws_region=<region> (the hostname's, if it has one)"),
+    StepDef("credentials", 4, step_credentials, errors=(CredentialsError,),
+            meaning="no usable AWS credentials", early=True),
     StepDef("whoami", 4, step_whoami, fatal=False, when=lambda state: state.whoami),
     StepDef("dns", 5, step_dns),
     StepDef("tcp", 6, step_tcp),
     StepDef("tls", 7, step_tls),
-    StepDef("certificate", 8, step_certificate),
-    StepDef("token", 9, step_token),
+    StepDef("certificate", 8, step_certificate, errors=(TrustStoreError,),
+            meaning="no trust-store root for the endpoint", early=True,
+            fix="sqlalchemy-rds-iam ca update, or iam_ca_bundle=<path>"),
+    StepDef("token", 9, step_token, errors=(TokenError,),
+            meaning="the token could not be signed"),
     StepDef("login", 10, step_login),
 )
 
@@ -583,6 +599,28 @@ EXIT_CODES = {step.name: step.exit_code for step in STEPS}
 
 #: Exit code when a step raised something no step expects (a bug: please report it).
 UNEXPECTED_EXIT_CODE = 1
+
+#: Errors ``create_engine`` raises for what a later step checks: (class, step, fix).
+_LATER_STEP_ERRORS: tuple[tuple[type[RdsIamError], str, str | None], ...] = tuple(
+    (cls, step.name, step.fix) for step in STEPS if step.early for cls in step.errors
+)
+
+
+def _error_exit_codes() -> tuple[tuple[type[RdsIamError], int], ...]:
+    # Most specific class first (RegionError before ConfigurationError), steps' order otherwise.
+    pairs = [(cls, step.exit_code) for step in STEPS for cls in step.errors]
+    pairs.sort(key=lambda pair: -len(pair[0].__mro__))
+    return (*pairs, (RdsIamError, UNEXPECTED_EXIT_CODE))
+
+
+#: Exit code per error class for every command, most specific first; any other
+#: :class:`~.errors.RdsIamError` exits 1.
+ERROR_EXIT_CODES = _error_exit_codes()
+
+
+def error_codes_text() -> str:
+    """What each error exit code means, as ``--help`` spells it."""
+    return "; ".join(f"{s.exit_code} {s.meaning}" for s in STEPS if s.meaning)
 
 
 def exit_codes_text() -> str:
