@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_import_contracts_hold() -> None:
     code = "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports(" \
-        "config_filename='pyproject.toml', no_cache=True, no_logo=True))"
+        "config_filenames=('pyproject.toml',), no_cache=True, no_logo=True))"
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert "Contracts: 3 kept, 0 broken." in run.stdout, run.stdout + run.stderr
     assert run.returncode == 0, run.stdout
