@@ -47,6 +47,7 @@ venv: system $(STAMP)
 lint: venv
 	$(VENV)/bin/ruff check sqlalchemy_rds_iam tests examples bench tools
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports pyproject.toml --no-cache
 
 unit: venv
 	$(PY) -m pytest tests/unit

@@ -17,14 +17,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn, cast
 
-from .errors import (
-    ConfigurationError,
-    CredentialsError,
-    RdsIamError,
-    RegionError,
-    TokenError,
-    TrustStoreError,
-)
+from .doctor import ERROR_EXIT_CODES
+from .errors import ConfigurationError, RdsIamError
 from .pipes import survives_closed_stdout
 
 if TYPE_CHECKING:
@@ -42,15 +36,8 @@ _URL_HELP = (
     "iam_ca_bundle, iam_tls, iam_token_lifetime, ...); ?plugin=rds_iam may be present or not"
 )
 
-#: Exit code per error class, most specific first (doctor's step codes where they overlap).
-ERROR_EXIT_CODES: tuple[tuple[type[RdsIamError], int], ...] = (
-    (RegionError, 3),
-    (TrustStoreError, 8),
-    (ConfigurationError, 2),
-    (CredentialsError, 4),
-    (TokenError, 9),
-    (RdsIamError, 1),
-)
+# ERROR_EXIT_CODES: exit code per error class, most specific first; declared once, by
+# doctor's step table (a failing step and the same error elsewhere exit alike).
 #: argparse's own code for a command line it cannot parse.
 USAGE_EXIT_CODE = 2
 
@@ -63,14 +50,12 @@ def exit_code_for(exc: RdsIamError) -> int:
 def _epilog() -> str:
     import textwrap
 
-    from .doctor import exit_codes_text
+    from .doctor import error_codes_text, exit_codes_text
 
     paragraphs = (
         "exit status: 0 success; 1 a failure the message explains (a download, a client that "
-        "cannot start) or an unexpected error; 2 bad options or usage; 3 no region, or a wrong "
-        "one; 4 no usable AWS credentials; 8 no trust-store root for the endpoint; 9 the token "
-        "could not be signed. doctor exits with the failing step's "
-        f"code: {exit_codes_text()}.",
+        f"cannot start) or an unexpected error; {error_codes_text()}. doctor exits with the "
+        f"failing step's code: {exit_codes_text()}.",
         "AWS credentials come from botocore's default chain (environment, profile via "
         "aws_profile= or AWS_PROFILE, SSO, container or instance role).",
     )

@@ -14,23 +14,29 @@ password: YES)"): the login step prints a checklist for that database family.
 
 from __future__ import annotations
 
-import logging
-import socket
-import ssl
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import CredentialsError, RdsIamError, RegionError, TrustStoreError
+from .doctor_login import login_checklist, step_login
+from .doctor_network import Failed, State, step_certificate, step_dns, step_tcp, step_tls
+from .errors import (
+    ConfigurationError,
+    CredentialsError,
+    RdsIamError,
+    RegionError,
+    TokenError,
+    TrustStoreError,
+)
 
 if TYPE_CHECKING:
     from .credentials import FrozenCredentials
-    from .plugin import IamConnector
-    from .target import Target
 
-__all__ = ["EXIT_CODES", "STEPS", "Failed", "Step", "StepDef", "diagnose", "exit_code_of"]
+__all__ = [
+    "EXIT_CODES", "STEPS", "Failed", "State", "Step", "StepDef", "diagnose", "exit_code_of",
+    "login_checklist", "step_options", "step_tcp", "step_tls",
+]
 
 
 @dataclass(frozen=True)
@@ -48,41 +54,6 @@ class Step:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class Failed(Exception):
-    """Raised by a step function: what went wrong and what to do about it."""
-
-    def __init__(self, detail: str, fix: str, step: str | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.fix = fix
-        self.step = step  # the step whose check this is, when another step's run found it
-
-
-@dataclass
-class State:
-    """What earlier steps found, for later ones (one per ``diagnose`` call)."""
-
-    text: str
-    timeout: float
-    whoami: bool
-    url: Any = None
-    engine: Any = None
-    connector: IamConnector | None = None
-    region: str = ""
-    credentials: FrozenCredentials | None = None
-    sock: socket.socket | None = None
-
-    @property
-    def iam(self) -> IamConnector:
-        assert self.connector is not None  # the options step set it
-        return self.connector
-
-    @property
-    def target(self) -> Target:
-        """What the engine connects to, as the plugin resolved it (the options step's)."""
-        return self.iam.target
 
 
 # -- options --------------------------------------------------------------------------------------
@@ -136,15 +107,6 @@ def credentials_fix(message: str) -> str:
         return NO_CREDENTIALS_FIX
     head, sep, tail = message.rpartition("; ")
     return tail if sep and head else "fix the AWS configuration named above"
-
-
-#: Errors ``create_engine`` raises for what a later step checks: (class, step, fix); a fix of
-#: None is computed from the message (:func:`credentials_fix`).
-_LATER_STEP_ERRORS: tuple[tuple[type[RdsIamError], str, str | None], ...] = (
-    (RegionError, "region", "fix or add aws_region=<region> (the hostname's, if it has one)"),
-    (CredentialsError, "credentials", None),
-    (TrustStoreError, "certificate", "sqlalchemy-rds-iam ca update, or iam_ca_bundle=<path>"),
-)
 
 
 def _check_names(text: str) -> None:
@@ -285,117 +247,7 @@ def step_whoami(state: State) -> str:
         ) from None
 
 
-# -- network --------------------------------------------------------------------------------------
-
-
-def _address(state: State) -> tuple[str, int]:
-    """Where the driver will connect: the URL's host and port (not iam_host/iam_port)."""
-    return state.target.address
-
-
-def step_dns(state: State) -> str:
-    host, port = _address(state)
-    try:
-        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:  # UnicodeError: not a valid (IDNA) name
-        raise Failed(
-            f"cannot resolve {host}: {exc}",
-            "check the endpoint name; inside a VPC, check the DNS resolver",
-        ) from None
-    return f"{host} -> {', '.join(sorted({str(a[4][0]) for a in addresses}))}"
-
-
-def step_tcp(state: State) -> str:
-    host, port = _address(state)
-    try:
-        state.sock = socket.create_connection((host, port), timeout=state.timeout)
-    except OSError as exc:
-        raise Failed(
-            f"cannot connect to {host}:{port}: {exc}",
-            "check the port, security groups / network ACLs (inbound from this host), "
-            "and that the database is running",
-        ) from None
-    return f"connected to {host}:{port}"
-
-
-def _pg_starttls(sock: socket.socket) -> bool:
-    """Send PostgreSQL's SSLRequest; True if the server agrees to TLS."""
-    sock.sendall(struct.pack("!II", 8, 80877103))
-    return sock.recv(1) == b"S"
-
-
-def _mysql_starttls(sock: socket.socket) -> bool:
-    """Read the MySQL greeting; if it offers TLS, send the SSL request packet; True if so."""
-    header = sock.recv(4)
-    length = int.from_bytes(header[:3], "little")
-    payload = b""
-    while len(payload) < length:
-        chunk = sock.recv(length - len(payload))
-        if not chunk:
-            break
-        payload += chunk
-    if not payload or payload[0] != 10:  # protocol v10; 0xff is an error packet
-        return False
-    end = payload.index(b"\0", 1)
-    caps_offset = end + 1 + 4 + 8 + 1
-    capabilities = int.from_bytes(payload[caps_offset : caps_offset + 2], "little")
-    client_ssl, protocol_41, secure_auth = 0x800, 0x200, 0x8000
-    if not capabilities & client_ssl:
-        return False
-    flags = client_ssl | protocol_41 | secure_auth
-    request = struct.pack("<IIB23x", flags, 1 << 24, 33)
-    sock.sendall(len(request).to_bytes(3, "little") + b"\x01" + request)
-    return True
-
-
-_STARTTLS: dict[str, Callable[[socket.socket], bool]] = {
-    "postgresql": _pg_starttls,
-    "mysql": _mysql_starttls,
-}
-
-
-def step_tls(state: State) -> str:
-    """STARTTLS the database's way; the handshake is the certificate step's."""
-    assert state.sock is not None
-    state.sock.settimeout(state.timeout)
-    try:
-        offered = _STARTTLS[state.target.spec.family](state.sock)
-    except (OSError, ValueError) as exc:
-        raise Failed(f"TLS negotiation failed: {exc}", "is this the database port?") from None
-    if not offered:
-        raise Failed(
-            "the server does not offer TLS; the token would travel in clear text",
-            "enable TLS on the server (RDS always offers it: is this really RDS?)",
-        )
-    return "the server offers TLS"
-
-
-def step_certificate(state: State) -> str:
-    from .tls import ssl_context
-
-    assert state.sock is not None
-    target = state.target
-    host, _ = _address(state)
-    context = ssl_context(target.ca_bundle, target.tls_mode)
-    try:
-        with context.wrap_socket(state.sock, server_hostname=host) as tls:
-            version = tls.version()
-    except ssl.SSLCertVerificationError as exc:
-        raise Failed(
-            f"the server's certificate does not verify against {target.ca_bundle}: "
-            f"{exc.verify_message}",
-            "the default trust store follows the endpoint the token is signed for (RDS "
-            "bundle of its partition; Amazon roots for RDS Proxy and DSQL; both for other "
-            "names): behind a CNAME or tunnel give iam_host=<the AWS endpoint name>; else "
-            "iam_ca_bundle=<the right PEM>, `sqlalchemy-rds-iam ca update`, or "
-            "iam_tls=verify-ca when the tunnel's name is not in the certificate",
-        ) from None
-    except (ssl.SSLError, OSError) as exc:
-        raise Failed(f"TLS handshake failed: {exc}", "check the server's TLS settings") from None
-    return f"{version}, certificate verified ({target.tls_mode}) against {target.ca_bundle}"
-
-
-# -- the login ------------------------------------------------------------------------------------
+# -- the token ------------------------------------------------------------------------------------
 
 
 def step_token(state: State) -> str:
@@ -416,165 +268,49 @@ def step_token(state: State) -> str:
     )
 
 
-def _login(engine: Any) -> None:
-    """Log in once and run ``SELECT 1``; driver errors propagate as SQLAlchemy's DBAPIError.
-
-    The listener's refused-login WARNING is held back meanwhile: this step reports the
-    refusal itself, with its checklist, and the same words twice would only be noise.
-    """
-    quiet = logging.Filter("nothing")  # passes only records of a logger named "nothing"
-    library_logger = logging.getLogger("sqlalchemy_rds_iam")
-    library_logger.addFilter(quiet)
-    try:
-        _login_once(engine)
-    finally:
-        library_logger.removeFilter(quiet)
-
-
-def _login_once(engine: Any) -> None:
-    if not hasattr(engine, "sync_engine"):
-        try:
-            with engine.connect() as connection:
-                connection.exec_driver_sql("SELECT 1")
-        finally:
-            engine.dispose()
-        return
-
-    import asyncio
-
-    async def login() -> None:
-        try:
-            async with engine.connect() as connection:
-                await connection.exec_driver_sql("SELECT 1")
-        finally:
-            await engine.dispose()
-
-    asyncio.run(login())
-
-
-#: Names RDS uses for master users, and the usual ones: never advise making them IAM users
-#: (on RDS PostgreSQL, ``GRANT rds_iam`` turns off the user's password login).
-MASTER_USER_NAMES = frozenset({"postgres", "admin", "root", "rdsadmin", "master"})
-
-_CREATE_IAM_USER = {
-    "postgresql": "CREATE USER {user}; GRANT rds_iam TO {user};",
-    "mysql": "CREATE USER {user} IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL;",
-}
-_CREATE_SEPARATE_USER = {
-    "postgresql": "CREATE USER iam_app; GRANT rds_iam TO iam_app;",
-    "mysql": "CREATE USER iam_app IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL;",
-}
-
-
-#: The server's words -> what they point to, and the checklist's order for it. PostgreSQL
-#: tries a password for a user outside ``rds_iam`` ("password authentication failed"), and
-#: runs the IAM check for a member ("PAM authentication failed"); MySQL's "Access denied"
-#: says neither, so it keeps the default order.
-_CAUSES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    (
-        "password authentication failed",
-        "the server tried a password, not IAM: the user is not an IAM user on this server",
-        ("user", "enabled", "policy", "region", "clock", "address"),
-    ),
-    (
-        "PAM authentication failed",
-        "the server's IAM check refused the token (the user is an IAM user)",
-        ("policy", "region", "clock", "address", "enabled", "user"),
-    ),
-)
-_DEFAULT_ORDER = ("enabled", "user", "policy", "region", "clock", "address")
-
-
-def login_checklist(
-    family: str, user: str, host: str, port: int, region: str, partition: str, reason: str = ""
-) -> str:
-    """What to check when the server refused the token, led by what ``reason`` points to.
-
-    ``reason`` is the server's message; its words pick the order (:data:`_CAUSES`).
-    """
-    if user.lower() in MASTER_USER_NAMES:
-        user_item = (
-            f"`{user}` looks like the master user: do not make it an IAM user (keep its "
-            f"password as the way in); connect as a separate IAM user instead, e.g. "
-            f"`{_CREATE_SEPARATE_USER[family]}`"
-        )
-    else:
-        user_item = (
-            f"The database user exists and is an IAM user (a separate user, not the master "
-            f"user): `{_CREATE_IAM_USER[family].format(user=user)}`"
-        )
-    items = {
-        "enabled": "IAM database authentication is enabled on the instance/cluster "
-        "(modify-db-instance/-cluster --enable-iam-database-authentication).",
-        "user": f"{user_item}.",
-        "policy": "The caller's IAM policy allows rds-db:connect on "
-        f"arn:{partition}:rds-db:{region}:<account>:dbuser:<DbiResourceId>/{user} (the "
-        "cluster's or instance's resource id, db-/cluster-..., not its name; for RDS Proxy "
-        "the proxy's prx- id).",
-        "region": f"The token's region ({region}) is the database's region.",
-        "clock": "This machine's clock is right (tokens are valid 15 minutes from signing) and "
-        "the credentials (the access key shown above) are current, not expired or rotated.",
-        "address": f"The host and port signed ({host}:{port}) are the ones the server expects: "
-        "set iam_host/iam_port when connecting through a tunnel or a load balancer.",
-    }
-    lowered = reason.lower()
-    cause, order = next(
-        ((why, order) for words, why, order in _CAUSES if words.lower() in lowered),
-        ("", _DEFAULT_ORDER),
-    )
-    lines = [f"the server refused the token{'; ' + cause if cause else ''}. Check, in this order:"]
-    lines += [f"  {n}. {items[key]}" for n, key in enumerate(order, 1)]
-    return "\n".join(lines)
-
-
-def step_login(state: State) -> str:
-    import sqlalchemy as sa
-
-    target = state.target
-    try:
-        _login(state.engine)
-    except sa.exc.DBAPIError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise Failed(
-            f"login refused: {reason}",
-            login_checklist(
-                target.spec.family,
-                target.user,
-                target.host,
-                target.port,
-                state.region,
-                target.partition,
-                reason,
-            ),
-        ) from None
-    return f"logged in as {target.user} and ran SELECT 1"
-
-
 # -- the list, and the loop -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class StepDef:
-    """A step of the diagnosis: its name, its exit code, its function."""
+    """A step of the diagnosis: its name, its exit code, its function.
+
+    ``errors`` are the classes the whole CLI exits with this step's code for, ``meaning`` says
+    so in ``--help``; ``early`` marks errors ``create_engine`` already raises (the options
+    step reports them as this step's, with ``fix``; a fix of None is computed from the
+    message, :func:`credentials_fix`).
+    """
 
     name: str
     exit_code: int
     run: Callable[[State], str]
     fatal: bool = True
     when: Callable[[State], bool] = lambda state: True
+    errors: tuple[type[RdsIamError], ...] = ()
+    meaning: str = ""
+    early: bool = False
+    fix: str | None = None
 
 
-#: The diagnosis, in order. The exit codes in ``--help`` and the README come from here.
+#: The diagnosis, in order, and the one table of exit codes: the CLI's codes per error
+#: class, ``--help`` and the docs' tables come from here.
 STEPS: tuple[StepDef, ...] = (
-    StepDef("options", 2, step_options),
-    StepDef("region", 3, step_region),
-    StepDef("credentials", 4, step_credentials),
+    StepDef("options", 2, step_options, errors=(ConfigurationError,),
+            meaning="bad options or usage"),
+    StepDef("region", 3, step_region, errors=(RegionError,),
+            meaning="no region, or a wrong one", early=True,
+            fix="fix or add aws_region=<region> (the hostname's, if it has one)"),
+    StepDef("credentials", 4, step_credentials, errors=(CredentialsError,),
+            meaning="no usable AWS credentials", early=True),
     StepDef("whoami", 4, step_whoami, fatal=False, when=lambda state: state.whoami),
     StepDef("dns", 5, step_dns),
     StepDef("tcp", 6, step_tcp),
     StepDef("tls", 7, step_tls),
-    StepDef("certificate", 8, step_certificate),
-    StepDef("token", 9, step_token),
+    StepDef("certificate", 8, step_certificate, errors=(TrustStoreError,),
+            meaning="no trust-store root for the endpoint", early=True,
+            fix="sqlalchemy-rds-iam ca update, or iam_ca_bundle=<path>"),
+    StepDef("token", 9, step_token, errors=(TokenError,),
+            meaning="the token could not be signed"),
     StepDef("login", 10, step_login),
 )
 
@@ -583,6 +319,28 @@ EXIT_CODES = {step.name: step.exit_code for step in STEPS}
 
 #: Exit code when a step raised something no step expects (a bug: please report it).
 UNEXPECTED_EXIT_CODE = 1
+
+#: Errors ``create_engine`` raises for what a later step checks: (class, step, fix).
+_LATER_STEP_ERRORS: tuple[tuple[type[RdsIamError], str, str | None], ...] = tuple(
+    (cls, step.name, step.fix) for step in STEPS if step.early for cls in step.errors
+)
+
+
+def _error_exit_codes() -> tuple[tuple[type[RdsIamError], int], ...]:
+    # Most specific class first (RegionError before ConfigurationError), steps' order otherwise.
+    pairs = [(cls, step.exit_code) for step in STEPS for cls in step.errors]
+    pairs.sort(key=lambda pair: -len(pair[0].__mro__))
+    return (*pairs, (RdsIamError, UNEXPECTED_EXIT_CODE))
+
+
+#: Exit code per error class for every command, most specific first; any other
+#: :class:`~.errors.RdsIamError` exits 1.
+ERROR_EXIT_CODES = _error_exit_codes()
+
+
+def error_codes_text() -> str:
+    """What each error exit code means, as ``--help`` spells it."""
+    return "; ".join(f"{s.exit_code} {s.meaning}" for s in STEPS if s.meaning)
 
 
 def exit_codes_text() -> str:

@@ -23,6 +23,7 @@ from .errors import ConfigurationError
 from .tls import TLS_MODES, TlsMode
 
 __all__ = [
+    "OPTIONS",
     "OPTION_NAMES",
     "TLS_MODES",
     "AttachOptions",
@@ -33,25 +34,32 @@ __all__ = [
 ]
 
 
+#: Every option, once: its name and where it may be given ("url": a URL query string, from
+#: which it is removed, or a keyword; "keyword": only as a Python object, never in a URL).
+#: The name tuples below come from here; a test checks ``AttachOptions`` and ``Options``.
+OPTIONS: dict[str, str] = {
+    "aws_region": "url",
+    "aws_profile": "url",
+    "aws_role_arn": "url",
+    "aws_role_session_name": "url",
+    "aws_external_id": "url",
+    "aws_role_duration": "url",
+    "iam_host": "url",
+    "iam_port": "url",
+    "iam_ca_bundle": "url",
+    "iam_tls": "url",
+    "iam_token_lifetime": "url",
+    "iam_connect_retries": "url",
+    "iam_retry_budget": "url",
+    "boto3_session": "keyword",
+    "credentials_provider": "keyword",
+}
+
 #: Options that may appear in a URL query string (and are removed from it).
-OPTION_NAMES = (
-    "aws_region",
-    "aws_profile",
-    "aws_role_arn",
-    "aws_role_session_name",
-    "aws_external_id",
-    "aws_role_duration",
-    "iam_host",
-    "iam_port",
-    "iam_ca_bundle",
-    "iam_tls",
-    "iam_token_lifetime",
-    "iam_connect_retries",
-    "iam_retry_budget",
-)
+OPTION_NAMES = tuple(name for name, where in OPTIONS.items() if where == "url")
 
 #: Options that only make sense as Python objects, never in a URL.
-KEYWORD_ONLY_NAMES = ("boto3_session", "credentials_provider")
+KEYWORD_ONLY_NAMES = tuple(name for name, where in OPTIONS.items() if where == "keyword")
 
 #: Aurora DSQL accepts tokens valid for 1 s to 7 days; RDS fixes 15 minutes.
 MAX_TOKEN_LIFETIME = 604_800

@@ -24,7 +24,6 @@ from . import snapshot
 from .backoff import RetryPolicy, pause, retrying, worth_retrying
 from .credentials import CredentialSource, source_for
 from .drivers import DriverSpec, Transport, place
-from .endpoints import Endpoint
 from .errors import ConfigurationError, InsecureConnectionError, RegionError
 from .missing import require_driver
 from .options import (
@@ -78,7 +77,6 @@ class IamConnector:
         self.target: Target = resolve_target(url, dialect, options)
         target = self.target
         self.spec: DriverSpec = target.spec
-        self.endpoint: Endpoint | None = target.endpoint
         self.host, self.port, self.user = target.host, target.port, target.user
         self.region = target.region
         self.shape = target.shape
@@ -101,7 +99,7 @@ class IamConnector:
         """Backoff for a refused fresh token (the IAM throttle); see ``backoff.py``."""
         self.writer_region: GlobalWriterRegion | None = None
         """For a global writer endpoint without ``aws_region``: DescribeGlobalClusters."""
-        if self.endpoint is not None and self.endpoint.kind == "global" and not self.region:
+        if target.endpoint is not None and target.endpoint.kind == "global" and not self.region:
             from .globaldb import GlobalWriterRegion  # global writer endpoints only
 
             self.writer_region = GlobalWriterRegion(self.host, self.source)
@@ -451,7 +449,6 @@ class RdsIamPlugin(CreateEnginePlugin):
             name: kwargs.pop(name) for name in OPTION_NAMES + KEYWORD_ONLY_NAMES if name in kwargs
         }
         self.options = parse_options(url.query, keywords)
-        self._connect_args = dict(kwargs.get("connect_args") or {})
         if "module" not in kwargs:  # SQLAlchemy imports the driver next: say what is missing
             require_driver(url, is_async=bool(kwargs.get("_is_async", False)))
 

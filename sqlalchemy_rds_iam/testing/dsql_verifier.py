@@ -10,18 +10,41 @@ A pure function, so the emulator's verifier and offline tests can share it.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import hmac
+import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import quote, unquote
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 __all__ = ["MAX_EXPIRES", "DsqlVerdict", "verify_dsql_token"]
 
+
+def _sibling(name: str) -> Any:
+    """``<name>.py`` from this file's directory, loaded by path: the verifier process runs
+    copies in the state dir without the package (``python -I -S``), so never imported."""
+    import importlib.util
+
+    module = sys.modules.get(name)
+    if module is None:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return module
+
+
+if TYPE_CHECKING:
+    from sqlalchemy_rds_iam.testing import sigv4_check
+else:
+    sigv4_check = _sibling("sigv4_check")
+
+
 #: DSQL's longest token lifetime, in seconds (one week).
 MAX_EXPIRES = 604_800
-_ALGORITHM = "AWS4-HMAC-SHA256"
-_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _REQUIRED = ("Action", "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
              "X-Amz-SignedHeaders", "X-Amz-Signature")
 
@@ -57,25 +80,6 @@ def _epoch(amz_date: str) -> float | None:
     return moment.replace(tzinfo=_dt.timezone.utc).timestamp()
 
 
-def _signature(host: str, params: Mapping[str, str], secret: str, scope: str) -> str:
-    query = "&".join(
-        f"{k}={v}"
-        for k, v in sorted(
-            (quote(k, safe="-_.~"), quote(v, safe="-_.~"))
-            for k, v in params.items()
-            if k != "X-Amz-Signature"
-        )
-    )
-    canonical = "\n".join(["GET", "/", query, f"host:{host}", "", "host", _EMPTY_SHA256])
-    to_sign = "\n".join(
-        [_ALGORITHM, params["X-Amz-Date"], scope, hashlib.sha256(canonical.encode()).hexdigest()]
-    )
-    key = ("AWS4" + secret).encode()
-    for part in scope.split("/"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-
-
 def verify_dsql_token(
     token: str,
     *,
@@ -101,7 +105,8 @@ def verify_dsql_token(
     expected = "DbConnectAdmin" if role == "admin" else "DbConnect"
     if params["Action"] != expected:
         return _refuse(f"Action={params['Action']} cannot log in as {role!r}; needs {expected}")
-    if params["X-Amz-Algorithm"] != _ALGORITHM or params["X-Amz-SignedHeaders"] != "host":
+    algorithm, signed = params["X-Amz-Algorithm"], params["X-Amz-SignedHeaders"]
+    if algorithm != sigv4_check.ALGORITHM or signed != "host":
         return _refuse("unsupported signing algorithm or signed headers")
     access_key, _, scope = params["X-Amz-Credential"].partition("/")
     date, _, rest = scope.partition("/")
@@ -120,7 +125,7 @@ def verify_dsql_token(
     secret = secrets.get(access_key)
     if secret is None:
         return _refuse("unknown access key", access_key)
-    wanted = _signature(host.lower(), params, secret, scope)
+    wanted = sigv4_check.presigned_get_signature(host.lower(), params, secret, scope)
     if not hmac.compare_digest(wanted, params["X-Amz-Signature"]):
         return _refuse("signature does not match", access_key)
     return DsqlVerdict(True, "", access_key)

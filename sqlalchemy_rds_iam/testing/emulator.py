@@ -24,7 +24,6 @@ they replaced) and deletes the state directory. Root is required: only root writ
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -37,6 +36,7 @@ from sqlalchemy_rds_iam.testing.errors import EmulatorError, EmulatorNeedsRootEr
 from sqlalchemy_rds_iam.testing.extra import require_testing_extra
 from sqlalchemy_rds_iam.testing.identities import make_identities, reconfigure, session_token
 from sqlalchemy_rds_iam.testing.info import EmulatorInfo, Identity
+from sqlalchemy_rds_iam.testing.layout import Layout
 from sqlalchemy_rds_iam.testing.state import StateFile
 
 __all__ = [
@@ -80,9 +80,8 @@ class Emulator:
         rate_limit: int | None = None,
     ) -> None:
         path = Path(state_dir) if state_dir is not None else default_state_dir()
-        #: Where the files are; :attr:`link` (None: no link) points there from the directory
-        #: asked for when the servers' accounts could not enter that one (see ``access``).
-        self.state_dir, self.link = access.placement(path.absolute())
+        #: Where the files are and what they are called (see :class:`~.layout.Layout`).
+        self.layout = Layout(*access.placement(path.absolute()))
         self.region = region
         unknown = set(servers or ()) - set(launch.SERVER_CLASSES)
         if unknown:
@@ -96,15 +95,26 @@ class Emulator:
         if rate_limit is not None and rate_limit < 0:
             raise EmulatorError("the IAM rate limit is a number of new tokens per second, >= 0")
         self.rate_limit = rate_limit
-        tag = hashlib.sha256(str(self.state_dir).encode()).hexdigest()[:8]
-        self.pam_services = {
-            "postgresql": f"sqlalchemy-rds-iam-{tag}-postgresql",
-            "mysql": f"sqlalchemy-rds-iam-{tag}-mysql",
-            # Inside PgBouncer's own mount namespace: the name it has compiled in.
-            "pgbouncer": "pgbouncer",
-        }
-        self.state = StateFile(self.state_dir)
-        self.verifier = wiring.VerifierFiles(self.state_dir)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.layout.state_dir
+
+    @property
+    def link(self) -> Path | None:
+        return self.layout.link
+
+    @property
+    def pam_services(self) -> dict[str, str]:
+        return self.layout.pam_services
+
+    @property
+    def state(self) -> StateFile:
+        return self.layout.state
+
+    @property
+    def verifier(self) -> wiring.VerifierFiles:
+        return self.layout.verifier
 
     @property
     def state_file(self) -> Path:
@@ -113,7 +123,7 @@ class Emulator:
     @property
     def backup_dir(self) -> Path:
         """Where PAM files that ours replaced wait to be restored."""
-        return self.state_dir / "pam-backup"
+        return self.layout.backup_dir
 
     @contextmanager
     def _lock(self) -> Iterator[None]:
@@ -186,12 +196,17 @@ class Emulator:
             if info is None:
                 require_testing_extra()
                 self._refuse_foreign()
-                launch.teardown(self)
+                launch.teardown(self.layout)
                 self._make_link()
                 try:
-                    info = launch.Launch(self).run(binaries, names)
+                    info = launch.Launch(
+                        self.layout,
+                        region=self.region,
+                        identities=self.extra_identities,
+                        rate_limit=self.rate_limit,
+                    ).run(binaries, names)
                 except BaseException:
-                    launch.teardown(self)
+                    launch.teardown(self.layout)
                     raise
             elif self.extra_identities or self.rate_limit is not None:
                 info = reconfigure(
@@ -258,7 +273,7 @@ class Emulator:
             info = self.status()
             if info is None:
                 raise EmulatorError(f"no emulator runs in {self.state_dir}; start it first")
-            launch.restart(self, info, server)
+            launch.restart(self.layout, info, server)
             return info
 
     def end_sessions(self, server: str, user: str) -> int:
@@ -274,7 +289,7 @@ class Emulator:
             raise EmulatorError(f"no emulator runs in {self.state_dir}; start it first")
         running = info.servers[server]  # ServerNotRunningError if this emulator lacks it
         instance = launch.server_instance(
-            self, servers.find_binaries(), server, running.port, running.password or ""
+            self.layout, servers.find_binaries(), server, running.port, running.password or ""
         )
         if not isinstance(instance, servers.DatabaseServer):
             raise EmulatorError(f"{server} holds no sessions of its own; choose postgresql "
@@ -340,7 +355,7 @@ class Emulator:
             state = self.state.read() or {}
             if not stop or others or state.get("keep"):
                 return False
-            launch.teardown(self)
+            launch.teardown(self.layout)
             return True
 
     # -- stop -----------------------------------------------------------------------------
@@ -353,7 +368,7 @@ class Emulator:
             return False
         self._require_root("stopping the RDS IAM emulator")
         with self._lock():
-            launch.teardown(self)
+            launch.teardown(self.layout)
         return True
 
     def _own_pam_files(self) -> list[str]:

@@ -1,7 +1,8 @@
 """Start a fresh emulator: pick the servers, wire PAM to the verifier, start everything.
 
-:class:`Launch` does one start for an :class:`~sqlalchemy_rds_iam.testing.emulator.Emulator`
-(which holds the lock and decides whether a start is needed); :func:`teardown` ends whatever
+:class:`Launch` does one start from a :class:`~sqlalchemy_rds_iam.testing.layout.Layout` (the
+:class:`~sqlalchemy_rds_iam.testing.emulator.Emulator` holds the lock and decides whether a
+start is needed); :func:`teardown` ends whatever
 a state directory ran, recorded or not. Each process's pid is recorded in the state file the
 moment it exists, and a failure in one server is reported together with the others', so a
 start that fails halfway hides no error and leaves nothing unrecorded.
@@ -12,17 +13,15 @@ from __future__ import annotations
 import secrets
 import shutil
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy_rds_iam.testing import hosts, pam, servers, topology, wiring
 from sqlalchemy_rds_iam.testing.errors import EmulatorError
 from sqlalchemy_rds_iam.testing.identities import make_identities
-from sqlalchemy_rds_iam.testing.info import EmulatorInfo, ServerInfo
-
-if TYPE_CHECKING:
-    from sqlalchemy_rds_iam.testing.emulator import Emulator
+from sqlalchemy_rds_iam.testing.info import EmulatorInfo, Identity, ServerInfo
+from sqlalchemy_rds_iam.testing.layout import Layout
 
 __all__ = ["HOST", "SERVER_CLASSES", "Launch", "plan_servers", "restart", "teardown"]
 
@@ -66,10 +65,20 @@ def plan_servers(
 
 
 class Launch:
-    """One start of ``emulator`` (its lock held, its state directory absent)."""
+    """One start of the emulator laid out by ``layout`` (lock held, state directory absent)."""
 
-    def __init__(self, emulator: Emulator) -> None:
-        self.emulator = emulator
+    def __init__(
+        self,
+        layout: Layout,
+        *,
+        region: str,
+        identities: Mapping[str, Identity],
+        rate_limit: int | None,
+    ) -> None:
+        self.layout = layout
+        self.region = region
+        self.extra_identities = identities
+        self.rate_limit = rate_limit
 
     def run(self, binaries: servers.Binaries, names: dict[str, str | None]) -> EmulatorInfo:
         """Start everything ``names`` says to run; return the info clients need."""
@@ -78,13 +87,13 @@ class Launch:
             make_tls_files,
         )
 
-        em = self.emulator
+        em = self.layout
         state_dir = em.state_dir
         state_dir.mkdir(parents=True, mode=0o755)
         state_dir.chmod(0o755)  # the servers' users must traverse it
         em.state.begin()
         module = wiring.build_pam_module()
-        identities = {**make_identities(), **em.extra_identities}
+        identities = {**make_identities(), **self.extra_identities}
         running = [n for n, why in names.items() if why is None]
         ports: dict[str, int] = {}
         for name in running:
@@ -146,14 +155,14 @@ class Launch:
             mine = [e for e in endpoints.values() if e.server == name]
             services[name]["endpoints"] += [e.endpoint for e in mine if e.kind != "dsql"]
             services[name]["regions"] = {
-                e.endpoint: e.region for e in mine if e.region != em.region
+                e.endpoint: e.region for e in mine if e.region != self.region
             }
             services[name]["dsql"] = {e.hostname: e.region for e in mine if e.kind == "dsql"}
         wiring.write_verifier_config(
             em.verifier,
-            region=em.region,
+            region=self.region,
             identities=identities,
-            rate_limit=em.rate_limit or None,
+            rate_limit=self.rate_limit or None,
             services=services,
         )
         em.state.record_pid("verifier", wiring.start_verifier(em.verifier))
@@ -192,7 +201,7 @@ class Launch:
                 database=servers.DATABASE,
                 users=servers.IAM_USERS,
                 ca_path=str(tls.ca_cert),
-                region=em.region,
+                region=self.region,
                 pam_service=em.pam_services[name],
                 verifier_log=services[name]["log"],
                 password_user=servers.PASSWORD_USER if name in passwords else None,
@@ -202,12 +211,12 @@ class Launch:
         }
         info = EmulatorInfo(
             state_dir=str(state_dir),
-            region=em.region,
+            region=self.region,
             ca_path=str(tls.ca_cert),
             identities=identities,
             servers=server_infos,
             skipped={n: why for n, why in names.items() if why is not None},
-            rate_limit=em.rate_limit or None,
+            rate_limit=self.rate_limit or None,
             topology=endpoints,
             trust_stores=trust_stores,
         )
@@ -225,7 +234,7 @@ class Launch:
         for name in running:
             pg = instances.get("postgresql")
             instances[name] = server_instance(
-                self.emulator,
+                self.layout,
                 binaries,
                 name,
                 ports[name],
@@ -242,7 +251,7 @@ class Launch:
         """
 
         def recorder(name: str) -> Callable[[int], None]:
-            return lambda pid: self.emulator.state.record_pid(name, pid)
+            return lambda pid: self.layout.state.record_pid(name, pid)
 
         errors: dict[str, BaseException] = {}
         databases = [n for n in instances if n != "pgbouncer"]
@@ -269,7 +278,7 @@ class Launch:
 
 
 def server_instance(
-    emulator: Emulator,
+    layout: Layout,
     binaries: servers.Binaries,
     name: str,
     port: int,
@@ -277,18 +286,18 @@ def server_instance(
     *,
     postgres: servers.PostgresServer | None = None,
 ) -> servers.Server:
-    """The :class:`~servers.Server` object for ``name`` under ``emulator``'s state dir."""
-    root = emulator.state_dir / _ROOTS[name]
+    """The :class:`~servers.Server` object for ``name`` under ``layout``'s state dir."""
+    root = layout.state_dir / _ROOTS[name]
     if name == "pgbouncer":
         return servers.PgBouncerServer(
             root, port, binaries, postgres=postgres, pam_dir=root / "pam.d"
         )
     cls = SERVER_CLASSES[name]
     assert issubclass(cls, servers.DatabaseServer)
-    return cls(root, port, binaries, pam_service=emulator.pam_services[name], password=password)
+    return cls(root, port, binaries, pam_service=layout.pam_services[name], password=password)
 
 
-def restart(emulator: Emulator, info: EmulatorInfo, name: str) -> None:
+def restart(layout: Layout, info: EmulatorInfo, name: str) -> None:
     """Stop server ``name`` of a running emulator, then start it again (lock held).
 
     The same server comes back: its data, port, certificate and PAM wiring are kept; only
@@ -297,23 +306,23 @@ def restart(emulator: Emulator, info: EmulatorInfo, name: str) -> None:
     """
     server = info.servers[name]  # ServerNotRunningError if this emulator runs without it
     cls = SERVER_CLASSES[name]
-    state = emulator.state.read() or {}
+    state = layout.state.read() or {}
     pid = state.get("pids", {}).get(name)
     if pid is not None and servers.process_alive(pid, cls.process_names):
         servers.terminate(pid, cls.stop_signal)
 
     def record(new_pid: int) -> None:
-        current = emulator.state.read() or state
+        current = layout.state.read() or state
         current.setdefault("pids", {})[name] = new_pid
-        emulator.state.write(current)
+        layout.state.write(current)
 
     binaries = servers.find_binaries()
-    server_instance(emulator, binaries, name, server.port, server.password or "").launch(record)
+    server_instance(layout, binaries, name, server.port, server.password or "").launch(record)
 
 
-def teardown(emulator: Emulator) -> None:
+def teardown(layout: Layout) -> None:
     """End everything this state dir ran, recorded or not, and remove its traces."""
-    state = emulator.state.read() or {}
+    state = layout.state.read() or {}
     recorded: dict[str, int] = state.get("pids", {})
     # PgBouncer first: it holds connections to PostgreSQL. The verifier last.
     for name in ("relay", "pgbouncer", "mysql", "postgresql", "verifier"):
@@ -328,21 +337,21 @@ def teardown(emulator: Emulator) -> None:
         if pid is not None and servers.process_alive(pid, names):
             servers.terminate(pid, sig)
     # A run that crashed before recording its pids: find processes by their paths.
-    if emulator.state_dir.exists():
-        for pid in servers.processes_under(emulator.state_dir, _SERVER_PROCESS_NAMES):
+    if layout.state_dir.exists():
+        for pid in servers.processes_under(layout.state_dir, _SERVER_PROCESS_NAMES):
             servers.terminate(pid, signal.SIGINT if _is_postgres(pid) else signal.SIGTERM)
-        for script in (emulator.verifier.script, wiring.RelayFiles(emulator.state_dir).script):
-            for pid in servers.processes_under(emulator.state_dir, VERIFIER_NAMES,
+        for script in (layout.verifier.script, wiring.RelayFiles(layout.state_dir).script):
+            for pid in servers.processes_under(layout.state_dir, VERIFIER_NAMES,
                                                arg=str(script)):
                 servers.terminate(pid)
-    hosts.remove(emulator.state_dir)
+    hosts.remove(layout.state_dir)
     # Every name this state dir may have used (an older version wrote pgbouncer's too).
-    for name in {*emulator.pam_services.values(), "pgbouncer"}:
-        pam.remove(name, emulator.state_dir, emulator.backup_dir)
-    if emulator.state_dir.exists():
-        shutil.rmtree(emulator.state_dir)
-    if emulator.link is not None and emulator.link.is_symlink():
-        emulator.link.unlink()
+    for name in {*layout.pam_services.values(), "pgbouncer"}:
+        pam.remove(name, layout.state_dir, layout.backup_dir)
+    if layout.state_dir.exists():
+        shutil.rmtree(layout.state_dir)
+    if layout.link is not None and layout.link.is_symlink():
+        layout.link.unlink()
 
 
 def _is_postgres(pid: int) -> bool:

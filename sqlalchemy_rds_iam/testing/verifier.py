@@ -44,11 +44,8 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-from urllib.parse import quote, unquote
-
-if TYPE_CHECKING:
-    from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 __all__ = [
     "MAX_CLOCK_SKEW",
@@ -62,6 +59,29 @@ __all__ = [
     "verify_token",
 ]
 
+
+def _sibling(name: str) -> Any:
+    """``<name>.py`` from this file's directory, loaded by path: the verifier process runs
+    copies in the state dir without the package (``python -I -S``), so never imported."""
+    import importlib.util
+
+    module = sys.modules.get(name)
+    if module is None:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return module
+
+
+if TYPE_CHECKING:
+    from sqlalchemy_rds_iam.testing import sigv4_check
+else:
+    sigv4_check = _sibling("sigv4_check")
+
+
 #: RDS refuses presigned tokens valid for longer than 15 minutes.
 MAX_EXPIRES = 900
 #: Tokens dated this many seconds ahead of the server's clock are still accepted (clock skew).
@@ -71,7 +91,6 @@ MAX_TOKEN_BYTES = 64 * 1024
 
 SERVICE = "rds-db"
 ALGORITHM = "AWS4-HMAC-SHA256"
-_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 
 REASON_OK = "ok"
@@ -162,54 +181,16 @@ def _parse_amz_date(text: str) -> float | None:
         return None
 
 
-def _canonical_query(params: Mapping[str, str]) -> str:
-    # SigV4: URI-encode every key and value (unreserved characters kept), sort by key,
-    # and leave the signature itself out.
-    encoded = sorted(
-        (quote(k, safe="-_.~"), quote(v, safe="-_.~"))
-        for k, v in params.items()
-        if k != "X-Amz-Signature"
-    )
-    return "&".join(f"{k}={v}" for k, v in encoded)
-
-
-def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
-    key = ("AWS4" + secret).encode("utf-8")
-    for part in (date, region, service, "aws4_request"):
-        key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
-    return key
+def signature_for(host: str, params: Mapping[str, str], secret: str, date: str, region: str) -> str:
+    """Return the hex SigV4 signature of a presigned ``GET /`` for ``host`` (no botocore)."""
+    scope = f"{date}/{region}/{SERVICE}/aws4_request"
+    return str(sigv4_check.presigned_get_signature(_canonical_host(host), params, secret, scope))
 
 
 def _canonical_host(host: str) -> str:
     # botocore drops the scheme's default port from the Host header (https: 443).
     name, sep, port = host.rpartition(":")
     return name if sep and port == "443" else host
-
-
-def signature_for(host: str, params: Mapping[str, str], secret: str, date: str, region: str) -> str:
-    """Return the hex SigV4 signature of a presigned ``GET /`` for ``host`` (no botocore)."""
-    canonical_request = "\n".join(
-        [
-            "GET",
-            "/",
-            _canonical_query(params),
-            f"host:{_canonical_host(host)}",
-            "",
-            "host",
-            _EMPTY_SHA256,
-        ]
-    )
-    scope = f"{date}/{region}/{SERVICE}/aws4_request"
-    string_to_sign = "\n".join(
-        [
-            ALGORITHM,
-            params["X-Amz-Date"],
-            scope,
-            hashlib.sha256(canonical_request.encode("utf-8")).hexdigest(),
-        ]
-    )
-    key = _signing_key(secret, date, region, SERVICE)
-    return hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def verify_token(

@@ -154,9 +154,10 @@ def start_verifier(files: VerifierFiles, *, timeout: float = 20) -> int:
     # package is reinstalled, and root alone can change it.
     shutil.copyfile(Path(__file__).with_name("verifier.py"), files.script)
     files.script.chmod(0o644)
-    dsql = files.dir.parent / "dsql_verifier.py"
-    shutil.copyfile(Path(__file__).with_name("dsql_verifier.py"), dsql)
-    dsql.chmod(0o644)
+    for name in ("dsql_verifier.py", "sigv4_check.py"):  # loaded by path, next to it
+        copy = files.dir.parent / name
+        shutil.copyfile(Path(__file__).with_name(name), copy)
+        copy.chmod(0o644)
     files.ready.unlink(missing_ok=True)
     # -I -S: isolated (no PYTHON* variables, no user site) and no site import: the
     # verifier is standard library only.

@@ -771,6 +771,7 @@ def test_a_failed_start_reports_every_server_and_records_what_ran(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from sqlalchemy_rds_iam.testing import launch, servers
+    from sqlalchemy_rds_iam.testing.layout import Layout
 
     def pg_start(self: Any, tls: Any, record: Any) -> None:
         record(os.getpid())  # a process exists, then the setup fails
@@ -782,9 +783,9 @@ def test_a_failed_start_reports_every_server_and_records_what_ran(
     seen: list[dict[str, Any] | None] = []
     real_teardown = launch.teardown
 
-    def teardown(emulator: Emulator) -> None:
-        seen.append(emulator.state.read())
-        real_teardown(emulator)
+    def teardown(layout: Layout) -> None:
+        seen.append(layout.state.read())
+        real_teardown(layout)
 
     monkeypatch.setattr(servers.PostgresServer, "start", pg_start)
     monkeypatch.setattr(servers.MariaDbServer, "start", my_start)
