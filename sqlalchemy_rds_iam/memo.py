@@ -1,6 +1,6 @@
 """Memoized classification of a driver's final arguments, for the per-connection hot path.
 
-A row's ``classify`` (``drivers.py``) stats the CA bundle, may read an option file and
+A row's ``classify`` (``drivers/``) stats the CA bundle, may read an option file and
 checks every TLS argument: about 10 us, paid on every new connection although the
 arguments almost never change. :class:`MemoizedClassify` runs it once per distinct
 *snapshot* of exactly the arguments it read, and reuses the :class:`Transport` it returned:
@@ -31,10 +31,9 @@ import threading
 import time
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .drivers import Transport
+from .transport import Classify, Transport
 
 __all__ = ["RECHECK_SECONDS", "MemoizedClassify"]
 
@@ -123,9 +122,6 @@ class _Recorder(Mapping[str, Any]):
     def __len__(self) -> int:
         self.sized = True
         return len(self.data)
-
-
-Classify = Callable[[Sequence[Any], Mapping[str, Any]], "Transport"]
 
 
 class _State:

@@ -23,7 +23,7 @@ from sqlalchemy.engine import URL, CreateEnginePlugin, Dialect, Engine
 from . import snapshot
 from .backoff import RetryPolicy, pause, retrying, worth_retrying
 from .credentials import CredentialSource, source_for
-from .drivers import DriverSpec, Transport, place
+from .drivers import DriverSpec, place
 from .errors import ConfigurationError, InsecureConnectionError, RegionError
 from .missing import require_driver
 from .options import (
@@ -39,6 +39,7 @@ from .scrub import mask_query, scrub_exception
 from .target import Target, check_chain_only, resolve_target, without_options
 from .tls import ssl_context
 from .tokens import SignedToken, TokenCache, TokenKey, sign_token
+from .transport import Transport
 
 if TYPE_CHECKING:
     import sys

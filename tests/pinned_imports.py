@@ -23,6 +23,11 @@ PINNED = frozenset({
     "sqlalchemy_rds_iam.cabundle",
     "sqlalchemy_rds_iam.credentials",
     "sqlalchemy_rds_iam.drivers",
+    "sqlalchemy_rds_iam.drivers.aiomysql",
+    "sqlalchemy_rds_iam.drivers.mysql",
+    "sqlalchemy_rds_iam.drivers.postgresql",
+    "sqlalchemy_rds_iam.drivers.rules",
+    "sqlalchemy_rds_iam.drivers.tlsargs",
     "sqlalchemy_rds_iam.endpoints",
     "sqlalchemy_rds_iam.environment",
     "sqlalchemy_rds_iam.errors",
@@ -38,6 +43,7 @@ PINNED = frozenset({
     "sqlalchemy_rds_iam.target",
     "sqlalchemy_rds_iam.tls",
     "sqlalchemy_rds_iam.tokens",
+    "sqlalchemy_rds_iam.transport",
 })
 #: Other modules it may add to what the app without the plugin loads: HMAC, for signing;
 #: AWS's SnapStart runtime hooks where they are installed (Lambda's Python 3.12+ runtimes).

@@ -18,7 +18,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import sqlalchemy_rds_iam
-from sqlalchemy_rds_iam.drivers import DRIVERS, _no_scrub
+from sqlalchemy_rds_iam.drivers import DRIVERS
+from sqlalchemy_rds_iam.drivers.rules import _no_scrub
 
 if TYPE_CHECKING:
     from sqlalchemy_rds_iam.testing.info import EmulatorInfo

@@ -28,8 +28,10 @@ from sqlalchemy.pool import NullPool
 
 import sqlalchemy_rds_iam
 from sqlalchemy_rds_iam import InsecureConnectionError, UnsupportedDriverError
-from sqlalchemy_rds_iam import drivers as drivers_module
-from sqlalchemy_rds_iam.drivers import DRIVERS, connect_aiomysql_requiring_tls, driver_for
+from sqlalchemy_rds_iam.drivers import DRIVERS, driver_for
+from sqlalchemy_rds_iam.drivers import aiomysql as aiomysql_module
+from sqlalchemy_rds_iam.drivers import mysql as mysql_module
+from sqlalchemy_rds_iam.drivers.aiomysql import connect_aiomysql_requiring_tls
 from sqlalchemy_rds_iam.options import parse_options
 from sqlalchemy_rds_iam.plugin import IamConnector
 from sqlalchemy_rds_iam.tls import ssl_context
@@ -217,7 +219,7 @@ def test_users_tls_settings_win(name: str, query: str, connect_args: dict[str, A
 
 
 def test_an_ssl_dict_with_a_client_certificate_becomes_one_cached_context(tmp_path: Path) -> None:
-    from sqlalchemy_rds_iam.drivers import _context_from_ssl_dict
+    from sqlalchemy_rds_iam.drivers.tlsargs import _context_from_ssl_dict
 
     ca = str(sqlalchemy_rds_iam.cabundle.SHIPPED_CA_BUNDLE)
     one = _context_from_ssl_dict({"ca": ca, "check_hostname": False}, "/unused", "verify-full")
@@ -344,12 +346,12 @@ def test_psycopg_async_engine_signs_off_the_loop_row() -> None:
     ("5.7.44", True), ("8.0.36", True), ("9.1.0", True), ("", False),
 ])
 def test_mysqlclient_library_detection(info: str, oracle: bool) -> None:
-    assert drivers_module._oracle_client(info) is oracle
+    assert mysql_module._oracle_client(info) is oracle
 
 
 def test_mysqlclient_on_libmysqlclient_enables_cleartext_per_connection(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(drivers_module, "_mysqldb_needs_cleartext_switch", lambda: True)
+    monkeypatch.setattr(mysql_module, "_mysqldb_needs_cleartext_switch", lambda: True)
     args = prepared(make_engine(url_for("mysqldb")))
     text = Path(args["read_default_file"]).read_text()
     assert text == "[client]\nenable-cleartext-plugin\n"
@@ -362,7 +364,7 @@ def test_mysqlclient_on_libmysqlclient_enables_cleartext_per_connection(
 def test_mysqlclient_on_mariadb_connector_c_needs_no_switch() -> None:
     import MySQLdb._mysql
 
-    if drivers_module._oracle_client(MySQLdb._mysql.get_client_info()):
+    if mysql_module._oracle_client(MySQLdb._mysql.get_client_info()):
         pytest.skip("this mysqlclient is built on Oracle's libmysqlclient")
     assert "read_default_file" not in prepared(make_engine(url_for("mysqldb")))
 
@@ -479,11 +481,11 @@ def test_control_plain_aiomysql_does_leak_to_that_server(plain_server: PlainMySQ
 
 
 def test_the_guard_connects_through_the_tls_only_class() -> None:
-    cls = drivers_module._aiomysql_connection_class()
+    cls = aiomysql_module._aiomysql_connection_class()
     import aiomysql
 
     assert issubclass(cls, aiomysql.Connection)
-    assert cls is drivers_module._aiomysql_connection_class()  # built once
+    assert cls is aiomysql_module._aiomysql_connection_class()  # built once
 
 
 @pytest.mark.usefixtures("aws_env")

@@ -22,8 +22,9 @@ from hypothesis import strategies as st
 
 import sqlalchemy_rds_iam
 from sqlalchemy_rds_iam import InsecureConnectionError
-from sqlalchemy_rds_iam.drivers import DRIVERS, Transport
+from sqlalchemy_rds_iam.drivers import DRIVERS
 from sqlalchemy_rds_iam.memo import RECHECK_SECONDS, MemoizedClassify
+from sqlalchemy_rds_iam.transport import Transport
 
 BUNDLE = Path(sqlalchemy_rds_iam.__file__).parent / "data" / "global-bundle.pem"
 RDS = "db.cluster-abc123.us-east-1.rds.amazonaws.com"

@@ -1,0 +1,51 @@
+"""What a driver's final arguments mean for the token: :class:`Transport`, and the refusal.
+
+Its own module so that ``memo`` (which caches a row's verdict) and the driver rows import
+it without importing each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple, NoReturn
+
+from .errors import InsecureConnectionError
+
+__all__ = ["Classify", "Transport", "refuse"]
+
+Classify = Callable[[Sequence[Any], Mapping[str, Any]], "Transport"]
+"""A row's check of the final ``(cargs, cparams)``: their :class:`Transport`, or it raises."""
+
+
+class Transport(NamedTuple):
+    """What a driver's final arguments mean for where the token can go (a named tuple: a
+    frozen dataclass costs every cold start ~0.5 ms to build).
+
+    The token is sent only when ``encrypted`` and ``tcp``, ``roots`` names what verifies
+    the chain, and either ``hostname_checked`` or ``chain_only_by`` names the explicit
+    setting that chose chain-only verification (``iam_tls=verify-ca`` and its equivalents).
+    """
+
+    encrypted: bool
+    roots: str | None
+    hostname_checked: bool
+    tcp: bool
+    chain_only_by: str | None = None
+
+    def require_verified(self) -> Transport:
+        """``self`` if the token may be sent this way; else raise, saying what is missing."""
+        if not self.tcp:
+            refuse("the connection", "does not go over TCP", "connect to the RDS endpoint")
+        if not self.encrypted or not self.roots:
+            refuse("the connection", "is not verified TLS", "remove the TLS setting")
+        if not self.hostname_checked and not self.chain_only_by:
+            refuse("the connection", "does not check the server's name",
+                   "use iam_tls=verify-ca to choose chain-only verification explicitly")
+        return self
+
+
+def refuse(setting: str, why: str, fix: str) -> NoReturn:
+    """Raise the refusal every driver check uses: which setting, why, and what to write."""
+    raise InsecureConnectionError(
+        f"refusing to send an IAM token without verified TLS: {setting} {why}; {fix}"
+    )
