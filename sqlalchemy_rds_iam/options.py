@@ -6,7 +6,7 @@ and as ``create_engine(url, plugins=["rds_iam"], name=value)``. Every mistake is
 ``attach``, never a surprise at the first connect.
 
 Credentials beyond the default botocore chain (``aws_role_arn`` & co., a
-``credentials_provider`` callable) are resolved by ``credentials.py``.
+``credentials_provider`` callable) are resolved by the ``credentials`` package.
 """
 
 from __future__ import annotations

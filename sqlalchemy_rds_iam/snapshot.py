@@ -150,7 +150,8 @@ def warm(connector: Served) -> None:
     and resolves the region. Loads no credential and signs nothing: those would be stale
     after the restore anyway. A configuration problem is left for the connect to report.
     """
-    from . import container, sigv4  # noqa: F401  -- the signer of every botocore-free source
+    from . import sigv4  # noqa: F401  -- the signer of every botocore-free source
+    from .credentials import container
 
     container.warm()  # a SnapStart restore gets its credentials from the container endpoint
     if getattr(connector.spec, "is_async", False):

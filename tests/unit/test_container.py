@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sqlalchemy_rds_iam import CredentialsError
-from sqlalchemy_rds_iam.container import (
+from sqlalchemy_rds_iam.credentials.container import (
     ALLOWED_HOSTS,
     ATTEMPTS,
     ContainerSource,
@@ -31,7 +31,7 @@ from sqlalchemy_rds_iam.container import (
     chain_reaches_container,
     endpoint_url,
 )
-from sqlalchemy_rds_iam.environment import EnvironmentSource
+from sqlalchemy_rds_iam.credentials.environment import EnvironmentSource
 from sqlalchemy_rds_iam.testing.credentials_endpoint import CredentialsEndpoint
 from sqlalchemy_rds_iam.testing.info import Identity
 from sqlalchemy_rds_iam.tokens import TokenKey, sign_token

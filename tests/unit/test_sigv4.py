@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from sqlalchemy_rds_iam import CredentialsError
 from sqlalchemy_rds_iam.credentials import BotocoreSource, FrozenCredentials
-from sqlalchemy_rds_iam.environment import EnvironmentSource
+from sqlalchemy_rds_iam.credentials.environment import EnvironmentSource
 from sqlalchemy_rds_iam.sigv4 import presign, supports
 from sqlalchemy_rds_iam.tokens import TOKEN_LIFETIME, TokenKey, sign_token
 

@@ -9,6 +9,9 @@ a loop of our own. Every failure to get credentials is a :class:`CredentialsErro
 names the source and the fix. botocore is imported on first use, not at import time, to
 keep Lambda cold starts short; with keys in the environment (Lambda's case) it is not
 imported at all: see :class:`.environment.EnvironmentSource`.
+
+The sources here are the ones that need botocore (each imports it on first use); the
+shared record, protocol and errors are in :mod:`.base`, the factory in the package.
 """
 
 from __future__ import annotations
@@ -17,71 +20,12 @@ import datetime
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
-from .errors import CredentialsError
+from ..errors import CredentialsError
+from .base import FrozenCredentials, configured_region, credentials_error
 
-if TYPE_CHECKING:
-    from .options import Options
-
-__all__ = [
-    "AssumeRoleSource",
-    "BotocoreSource",
-    "CallableSource",
-    "CredentialSource",
-    "FrozenCredentials",
-    "source_for",
-]
-
-
-@dataclass(frozen=True)
-class FrozenCredentials:
-    """One consistent snapshot of credentials; the secret parts never appear in a repr."""
-
-    access_key: str
-    secret_key: str = field(repr=False)
-    token: str | None = field(repr=False)
-    expiry: float | None
-    """Epoch seconds after which these credentials stop working; ``None``: long-lived."""
-    from_environment: bool = False
-    """Read without botocore (``AWS_*`` variables, the container endpoint): signed without
-    botocore too."""
-
-
-class CredentialSource(Protocol):
-    """Anything that can hand out signing credentials and knows its configured region."""
-
-    def frozen(self) -> FrozenCredentials: ...
-
-    def region(self) -> str | None: ...
-
-    def describe(self) -> str: ...
-
-    # Optional: ``access_key_hint() -> str | None``, the access key the source holds now if
-    # known without I/O; a cached token signed with another key is then not reused.
-
-
-#: botocore exception class name -> what to fix (the message also names the source).
-_FIXES = {
-    "ProfileNotFound": "fix aws_profile= / AWS_PROFILE, or add the profile to ~/.aws/config",
-    "ConfigParseError": "fix the syntax of the AWS config file (AWS_CONFIG_FILE, ~/.aws/config)",
-    "PartialCredentialsError": "set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-    "NoCredentialsError": "configure credentials (environment, profile, or an IAM role)",
-    "ClientError": "check that the source identity may call sts:AssumeRole on the role "
-    "(the role's trust policy, aws_external_id) and that the role exists",
-    "RefreshWithMFAUnsupportedError": "use a profile whose role needs no MFA prompt",
-    "CredentialRetrievalError": "check the credential_process / SSO / container settings",
-    "SSOTokenLoadError": "run `aws sso login` for the profile",
-    "TokenRetrievalError": "run `aws sso login` for the profile",
-}
-
-
-def _credentials_error(source: str, exc: BaseException) -> CredentialsError:
-    fix = _FIXES.get(type(exc).__name__, "check the AWS configuration for this source")
-    return CredentialsError(
-        f"could not load AWS credentials ({source}): {type(exc).__name__}: {exc}; {fix}"
-    )
+__all__ = ["AssumeRoleSource", "BotocoreSource", "CallableSource", "ProviderResult"]
 
 
 def _snapshot(credentials: Any) -> FrozenCredentials:
@@ -155,13 +99,13 @@ class BotocoreSource:
 
     def botocore_credentials(self) -> Any:
         """The resolved botocore credential object (raises :class:`CredentialsError`)."""
-        from .botocore_logs import scrubbed_logs
+        from ..botocore_logs import scrubbed_logs
 
         try:
             with scrubbed_logs():  # SSO, container, process providers: their secrets
                 credentials = self._resolve()
         except Exception as exc:  # botocore's own errors: profile not found, bad config ...
-            raise _credentials_error(self.describe(), exc) from exc
+            raise credentials_error(self.describe(), exc) from exc
         if credentials is None:
             raise CredentialsError(
                 f"no AWS credentials found ({self.describe()}): set AWS_ACCESS_KEY_ID and "
@@ -171,30 +115,29 @@ class BotocoreSource:
         return credentials
 
     def frozen(self) -> FrozenCredentials:
-        from .botocore_logs import scrubbed_logs
+        from ..botocore_logs import scrubbed_logs
 
         credentials = self.botocore_credentials()
         try:
             with scrubbed_logs():  # a refresh is a network call botocore logs at DEBUG
                 return _snapshot(credentials)
         except Exception as exc:  # a refresh that failed (expired SSO, IMDS down, ...)
-            raise _credentials_error(self.describe(), exc) from exc
+            raise credentials_error(self.describe(), exc) from exc
 
-    def region(self) -> str | None:
-        if not self._profile_in_play():
-            # botocore's precedence, then AWS_REGION (what Lambda and most SDKs set).
-            name = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
-            if name:
-                return name
+    def _profile_region(self) -> object:
         try:
             session = self._botocore_session()
             name = getattr(session, "region_name", None)  # boto3.Session
             if name is None and hasattr(session, "get_config_variable"):
                 name = session.get_config_variable("region")
         except Exception as exc:  # ProfileNotFound, a config file that does not parse
-            raise _credentials_error(self.describe(), exc) from exc
-        name = name or os.environ.get("AWS_REGION")
-        return str(name) if name else None
+            raise credentials_error(self.describe(), exc) from exc
+        return name
+
+    def region(self) -> str | None:
+        return configured_region(
+            profile_region=self._profile_region, profile_chosen=self._profile_in_play()
+        )
 
     def describe(self) -> str:
         if self._profile:
@@ -229,7 +172,7 @@ class BotocoreSource:
         ``AWS_ENDPOINT_URL_STS`` and the profile's ``endpoint_url``)."""
         session = self._botocore_session()
         session = getattr(session, "_session", session)  # boto3.Session -> botocore Session
-        from .botocore_logs import mention_secrets
+        from ..botocore_logs import mention_secrets
 
         frozen = credentials.get_frozen_credentials()
         mention_secrets(frozen.secret_key, frozen.token)  # the STS request carries the token
@@ -301,7 +244,7 @@ class AssumeRoleSource:
         return self._credentials
 
     def frozen(self) -> FrozenCredentials:
-        from .botocore_logs import scrubbed_logs
+        from ..botocore_logs import scrubbed_logs
 
         credentials = self._resolve()
         try:
@@ -310,7 +253,7 @@ class AssumeRoleSource:
         except CredentialsError:
             raise
         except Exception as exc:  # STS AccessDenied, an unreachable endpoint, ...
-            raise _credentials_error(self.describe(), exc) from exc
+            raise credentials_error(self.describe(), exc) from exc
 
     def region(self) -> str | None:
         return self._base.region()
@@ -401,7 +344,7 @@ class CallableSource:
             except CredentialsError:
                 raise
             except Exception as exc:
-                raise _credentials_error(self.describe(), exc) from exc
+                raise credentials_error(self.describe(), exc) from exc
         else:
             snapshot = self._call()
             if snapshot.expiry is not None:
@@ -422,7 +365,7 @@ class CallableSource:
         return snapshot
 
     def region(self) -> str | None:
-        return self._region or os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
+        return self._region or configured_region()
 
     def describe(self) -> str:
         return "credentials_provider"
@@ -437,24 +380,3 @@ class CallableSource:
         self._refreshable = None
         self._last_key = None
 
-
-def source_for(options: Options, region: str | None = None) -> CredentialSource:
-    """The credential source an engine's options ask for (``region``: the endpoint's, for
-    STS and for a callable provider)."""
-    if options.credentials_provider is not None:
-        return CallableSource(options.credentials_provider, region)
-    if not options.aws_profile and options.boto3_session is None and not options.aws_role_arn:
-        from .environment import EnvironmentSource  # botocore's chain, its first link without it
-
-        return EnvironmentSource()
-    base = BotocoreSource(profile=options.aws_profile, session=options.boto3_session)
-    if options.aws_role_arn:
-        return AssumeRoleSource(
-            base,
-            options.aws_role_arn,
-            session_name=options.aws_role_session_name,
-            external_id=options.aws_external_id,
-            duration=options.aws_role_duration,
-            region=region,
-        )
-    return base

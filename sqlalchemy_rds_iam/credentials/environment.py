@@ -7,7 +7,7 @@ semantics (``tests/unit/test_sigv4.py`` holds it to botocore), and marks them
 ``from_environment`` so that :mod:`.sigv4` signs them. The container credentials endpoint
 (SnapStart, ECS, EKS Pod Identity), when botocore's chain would reach it, it hands to
 :class:`~.container.ContainerSource`, botocore-free too; anything else to
-:class:`~.credentials.BotocoreSource`.
+:class:`~.botocore.BotocoreSource`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from .credentials import BotocoreSource, FrozenCredentials, _credentials_error
+from .base import FrozenCredentials, configured_region, credentials_error
+from .botocore import BotocoreSource
 from .refresh import ADVISORY_REFRESH, MANDATORY_REFRESH, STILL_EXPIRED, NotPlain, parse_expiry
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ class EnvironmentSource:
             except _NotPlain:
                 current = None
             except (PartialCredentialsError, RuntimeError) as exc:  # as botocore reports them
-                raise _credentials_error(self.describe(), exc) from exc
+                raise credentials_error(self.describe(), exc) from exc
             if current is not None:
                 self._current = current
                 return current
@@ -147,9 +148,9 @@ class EnvironmentSource:
         return refreshed
 
     def region(self) -> str | None:
-        name = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
+        name = configured_region()
         if name or (self._botocore is None and self._container_source() is not None):
-            return name or None  # no config file in play: botocore would find none either
+            return name  # no config file in play: botocore would find none either
         return self._fallback().region()
 
     def describe(self) -> str:

@@ -23,8 +23,8 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .credentials import FrozenCredentials
-from .errors import CredentialsError
+from ..errors import CredentialsError
+from .base import FrozenCredentials, configured_region
 from .refresh import ADVISORY_REFRESH, MANDATORY_REFRESH, STILL_EXPIRED, parse_expiry
 
 __all__ = [
@@ -209,7 +209,7 @@ class ContainerSource:
         return current
 
     def region(self) -> str | None:
-        return self._environ.get("AWS_DEFAULT_REGION") or self._environ.get("AWS_REGION") or None
+        return configured_region(self._environ)
 
     def describe(self) -> str:
         try:

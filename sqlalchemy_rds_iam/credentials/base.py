@@ -1,0 +1,91 @@
+"""What every credential source shares: the snapshot it hands out, the protocol it
+implements, the one region rule, and how a failure to load credentials is reported.
+
+Imported by each source module and by the factory in :mod:`sqlalchemy_rds_iam.credentials`;
+it imports none of them, so the package has no import cycle.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..errors import CredentialsError
+
+__all__ = ["CredentialSource", "FrozenCredentials", "configured_region", "credentials_error"]
+
+
+@dataclass(frozen=True)
+class FrozenCredentials:
+    """One consistent snapshot of credentials; the secret parts never appear in a repr."""
+
+    access_key: str
+    secret_key: str = field(repr=False)
+    token: str | None = field(repr=False)
+    expiry: float | None
+    """Epoch seconds after which these credentials stop working; ``None``: long-lived."""
+    from_environment: bool = False
+    """Read without botocore (``AWS_*`` variables, the container endpoint): signed without
+    botocore too."""
+
+
+class CredentialSource(Protocol):
+    """Anything that can hand out signing credentials and knows its configured region."""
+
+    def frozen(self) -> FrozenCredentials: ...
+
+    def region(self) -> str | None: ...
+
+    def describe(self) -> str: ...
+
+    # Optional: ``access_key_hint() -> str | None``, the access key the source holds now if
+    # known without I/O; a cached token signed with another key is then not reused.
+
+
+def configured_region(
+    environ: Mapping[str, str] | None = None,
+    *,
+    profile_region: Callable[[], object] | None = None,
+    profile_chosen: bool = False,
+) -> str | None:
+    """The configured region: the one place the "region from the environment" rule is written.
+
+    ``AWS_DEFAULT_REGION`` (botocore's precedence), then ``AWS_REGION`` (what Lambda and most
+    SDKs set); empty counts as unset. With ``profile_region`` (a botocore session's
+    ``region``, which may read config files), that is asked when the environment names no
+    region, or first when a profile or session was chosen explicitly (``profile_chosen``),
+    and ``AWS_REGION`` is the last resort.
+    """
+    environ = os.environ if environ is None else environ
+    if profile_region is None or not profile_chosen:
+        name = environ.get("AWS_DEFAULT_REGION") or environ.get("AWS_REGION")
+        if name or profile_region is None:
+            return name or None
+    found = profile_region() or environ.get("AWS_REGION")
+    return str(found) if found else None
+
+
+#: botocore exception class name -> what to fix (the message also names the source).
+_FIXES = {
+    "ProfileNotFound": "fix aws_profile= / AWS_PROFILE, or add the profile to ~/.aws/config",
+    "ConfigParseError": "fix the syntax of the AWS config file (AWS_CONFIG_FILE, ~/.aws/config)",
+    "PartialCredentialsError": "set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+    "NoCredentialsError": "configure credentials (environment, profile, or an IAM role)",
+    "ClientError": "check that the source identity may call sts:AssumeRole on the role "
+    "(the role's trust policy, aws_external_id) and that the role exists",
+    "RefreshWithMFAUnsupportedError": "use a profile whose role needs no MFA prompt",
+    "CredentialRetrievalError": "check the credential_process / SSO / container settings",
+    "SSOTokenLoadError": "run `aws sso login` for the profile",
+    "TokenRetrievalError": "run `aws sso login` for the profile",
+}
+
+
+def credentials_error(source: str, exc: BaseException) -> CredentialsError:
+    """The :class:`CredentialsError` for ``exc`` (botocore's or ours, matched by class
+    name) raised while loading ``source``: names the source, the error and the fix."""
+    fix = _FIXES.get(type(exc).__name__, "check the AWS configuration for this source")
+    return CredentialsError(
+        f"could not load AWS credentials ({source}): {type(exc).__name__}: {exc}; {fix}"
+    )
