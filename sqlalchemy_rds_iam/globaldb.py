@@ -49,9 +49,13 @@ def writer_region(global_cluster: str, credentials: FrozenCredentials, api_regio
     """
     import botocore.exceptions
 
-    client = client_factory(credentials, api_region)
+    from .botocore_logs import scrubbed_logs
+
     try:
-        answer = client.describe_global_clusters(GlobalClusterIdentifier=global_cluster)
+        # botocore logs the signed request at DEBUG: X-Amz-Security-Token, the signature
+        with scrubbed_logs(credentials.secret_key, credentials.token):
+            client = client_factory(credentials, api_region)
+            answer = client.describe_global_clusters(GlobalClusterIdentifier=global_cluster)
     except botocore.exceptions.ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):

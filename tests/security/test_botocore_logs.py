@@ -198,3 +198,38 @@ _SHAPES = ["<{n}>{v}</{n}>", '"{n}": "{v}"', "'{n}': b'{v}'", "{n}:{v}\n", "?{n}
 def test_no_secret_named_value_survives(name: str, shape: str, value: str, prefix: str) -> None:
     text = prefix + " " + shape.format(n=name, v=value)
     assert value not in scrub_text(text)
+
+
+@pytest.fixture
+def rds_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with moto_server(monkeypatch, "rds") as endpoint:
+        yield endpoint
+
+
+@pytest.mark.usefixtures("rds_api")
+def test_describe_global_clusters_at_debug_logs_no_secret(
+    debug_logs: tuple[Everything, io.StringIO]
+) -> None:
+    """The global writer endpoint's one AWS API call: a signed request botocore logs."""
+    from sqlalchemy_rds_iam.credentials import FrozenCredentials
+    from sqlalchemy_rds_iam.globaldb import writer_region
+
+    credentials = FrozenCredentials(BASE_KEY, BASE_SECRET, BASE_TOKEN, None)
+    with pytest.raises(sqlalchemy_rds_iam.RegionError, match="no global database 'app'"):
+        writer_region("app", credentials, "eu-west-1")
+    everything, _ = debug_logs
+    assert any("DescribeGlobalClusters" in t for t in everything.texts())  # it did log
+    assert leaks(debug_logs, {"secret key": BASE_SECRET, "session token": BASE_TOKEN}) == []
+
+
+@pytest.mark.usefixtures("rds_api")
+def test_positive_control_botocore_alone_logs_the_session_token(
+    debug_logs: tuple[Everything, io.StringIO]
+) -> None:
+    import botocore.session
+
+    client = botocore.session.Session().create_client(
+        "rds", region_name="eu-west-1", aws_access_key_id=BASE_KEY,
+        aws_secret_access_key=BASE_SECRET, aws_session_token=BASE_TOKEN)
+    client.describe_global_clusters()
+    assert leaks(debug_logs, {"session token": BASE_TOKEN}) == ["session token"]
