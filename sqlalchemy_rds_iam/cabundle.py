@@ -14,6 +14,11 @@ A store's file, in order: the test seam (:data:`TEST_SEAM_ENV`, never set in pro
 a copy fetched by ``sqlalchemy-rds-iam ca update`` into the user's cache directory; the
 copy shipped in the wheel (``data/``, provenance in ``data/README.md``). A fetched copy is
 only stored after it parses, so a bad download cannot break connections.
+
+This module chooses; two others act, and are imported only when they do, so a connect with
+the shipped bundles or ``iam_ca_bundle=`` loads neither: :mod:`.cabundle_store` checks and
+writes the files of the user's private cache (a stored copy, the combined bundle), and
+:mod:`.cabundle_fetch` downloads and vets what ``ca update`` (:func:`update`) stores.
 """
 
 from __future__ import annotations
@@ -122,10 +127,6 @@ COMBINED = "rds-aws+amazon-roots"
 _COMBINED_PARTS = ("rds-aws", "amazon-roots")
 _COMBINED_FILE = "global-and-amazon-roots.pem"
 
-#: The five PEM files at ``amazon-roots``' URL (a repository page, not a bundle).
-_AMAZON_ROOT_FILES = ("AmazonRootCA1.pem", "AmazonRootCA2.pem", "AmazonRootCA3.pem",
-                      "AmazonRootCA4.pem", "SFSRootCAG2.pem")
-
 #: Endpoint kind -> trust store (RDS kinds depend on the partition, below).
 _STORE_BY_KIND = {"proxy": "amazon-roots", "dsql": "amazon-roots"}
 
@@ -212,7 +213,9 @@ def _store_file(name: str, overrides: Mapping[str, str]) -> Path:
     stored = stored_bundle(name)
     if not os.path.lexists(stored):  # an unshipped store (EUSC) is only ever a stored one
         return stored if name in UNSHIPPED_STORES else SHIPPED_DIR / TRUST_STORES[name].filename
-    problem = _not_private(stored.parent, directory=True) or _not_private(stored)
+    from .cabundle_store import not_private
+
+    problem = not_private(stored.parent, directory=True) or not_private(stored)
     if problem:  # another account could have written it: it is no root of ours
         raise TrustStoreError(
             f"refusing the stored CA bundle {stored}: {problem}; remove it and run "
@@ -232,35 +235,17 @@ def bundle_path(name: str) -> str:
     return str(_combined(tuple(str(p) for p in parts)))
 
 
-def _digest(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()[:16]
-
-
-def _tmp_dir() -> Path:
-    """Our directory under ``$TMPDIR``: one per account, so no other user can pre-empt it."""
-    import tempfile
-
-    uid = os.geteuid() if hasattr(os, "geteuid") else 0
-    return Path(tempfile.gettempdir()) / f"sqlalchemy-rds-iam-{uid}"
-
-
 def _combined(parts: tuple[str, ...]) -> Path:
-    """A file holding ``parts`` one after the other, named by its content's hash; a file of
-    that name whose content does not hash to it (planted, truncated) is written anew."""
+    """A file holding ``parts`` one after the other, named by its content's hash, in the
+    cache directory or, where that cannot be written (Lambda's read-only home), ``$TMPDIR``."""
+    from .cabundle_store import keep, tmp_dir
+
     pem = b"".join(Path(p).read_bytes().rstrip(b"\n") + b"\n" for p in parts)
-    digest = _digest(pem)
     problems = []
-    for directory in (_cache_dir(), _tmp_dir()):
-        target = directory / f"combined-{digest}.pem"
+    for directory in (_cache_dir(), tmp_dir()):
         try:
-            _private_dir(directory)
-            if _not_private(target) or _digest(target.read_bytes()) != digest:
-                _store_atomically(target, pem)
-            return target
+            return keep(directory, pem, "combined")
         except (OSError, RdsIamError) as exc:
-            # e.g. a read-only home directory on Lambda: fall back to $TMPDIR
             problems.append(f"{directory}: {exc}")
     raise RdsIamError("cannot write the combined CA bundle to a private directory ("
                       + "; ".join(problems) + f"): set {CACHE_DIR_ENV} to a directory of yours")
@@ -345,147 +330,6 @@ def missing_region_root(endpoint: Endpoint | None, path: str) -> str | None:
     )
 
 
-def count_certificates(pem: bytes) -> int:
-    """Load ``pem`` as a CA bundle (raising if it does not parse); return how many roots it has."""
-    context = ssl.create_default_context(cadata=pem.decode("ascii", "strict"))
-    return len(context.get_ca_certs())
-
-
-def _not_private(path: Path, *, directory: bool = False) -> str | None:
-    """Why another account could have written ``path`` (or it is missing), else ``None``."""
-    import stat
-
-    try:
-        st = os.lstat(path)
-    except OSError as exc:
-        return f"it cannot be read ({exc.strerror or exc})"
-    kind = stat.S_ISDIR if directory else stat.S_ISREG
-    if not kind(st.st_mode):
-        return f"it is not a {'directory' if directory else 'regular file'} (a link?)"
-    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
-        return f"it is owned by uid {st.st_uid}, not by this user (uid {os.geteuid()})"
-    if st.st_mode & 0o022:
-        return f"its mode {stat.S_IMODE(st.st_mode):o} lets other users write to it"
-    return None
-
-
-def _private_dir(directory: Path) -> Path:
-    """``directory``, created with mode 0700, or an existing one of this user's that no one
-    else can write to (tightened to 0700); raises :class:`RdsIamError` otherwise."""
-    try:
-        directory.mkdir(mode=0o700, parents=True)
-    except FileExistsError:
-        pass
-    problem = _not_private(directory, directory=True)
-    if problem:
-        raise RdsIamError(f"refusing to write CA bundles to {directory}: {problem}")
-    if os.stat(directory).st_mode & 0o077:
-        os.chmod(directory, 0o700)
-    return directory
-
-
-def _store_atomically(target: Path, data: bytes) -> None:
-    import tempfile
-
-    _private_dir(target.parent)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".bundle-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def _https_only_opener() -> Any:
-    """urllib's opener whose redirects may only lead to another https URL: whoever controls
-    a plain-HTTP leg could otherwise hand us roots that every engine then trusts."""
-    import urllib.request
-
-    class HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any,
-                             newurl: str) -> Any:
-            if not newurl.lower().startswith("https://"):
-                raise RdsIamError(
-                    f"refusing the redirect from {req.full_url} to {newurl}: CA bundles are "
-                    "fetched over https only"
-                )
-            return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-    return urllib.request.build_opener(HttpsOnlyRedirects)
-
-
-def _fetch(url: str, timeout: float) -> bytes:
-    if not url.startswith(("https://", "file://")):
-        raise RdsIamError(f"refusing to fetch a CA bundle over {url.split(':', 1)[0]}: use https")
-    try:
-        with _https_only_opener().open(url, timeout=timeout) as response:
-            data: bytes = response.read()
-    except OSError as exc:
-        raise RdsIamError(f"could not download {url}: {exc}") from exc
-    return data
-
-
-def _parsed(url: str, pem: bytes) -> int:
-    try:
-        count = count_certificates(pem)
-    except (ssl.SSLError, UnicodeDecodeError, ValueError) as exc:
-        raise RdsIamError(f"{url} did not return a PEM certificate bundle ({exc})") from exc
-    if count == 0:
-        raise RdsIamError(f"{url} returned no certificates")
-    return count
-
-
-_PEM_BLOCK = rb"-----BEGIN CERTIFICATE-----\r?\n.+?-----END CERTIFICATE-----\r?\n?"
-
-
-#: DER of the basicConstraints extension's OID (2.5.29.19).
-_BASIC_CONSTRAINTS_OID = b"\x06\x03\x55\x1d\x13"
-
-
-def _roots_only(url: str, pem: bytes) -> bytes:
-    """The CA roots of ``pem``, in order: AWS says to trust its roots only (the GovCloud
-    file also carries intermediates, which expire long before the roots, and are dropped).
-    A certificate that is no CA at all (a leaf, self-signed or not) refuses the download:
-    OpenSSL would take it as a trust anchor for the server it names."""
-    import re
-
-    roots = []
-    for block in re.findall(_PEM_BLOCK, pem, re.DOTALL):
-        text = block.decode("ascii")
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.load_verify_locations(cadata=text)
-        certs = context.get_ca_certs()  # OpenSSL's X509_check_ca: empty for a non-CA
-        der = ssl.PEM_cert_to_DER_cert(text)
-        version: object = certs[0].get("version") if certs else None
-        if version != 3 or _BASIC_CONSTRAINTS_OID not in der:
-            raise RdsIamError(
-                f"{url} holds a certificate that is not a CA (no basicConstraints CA=true): "
-                "refusing the download"
-            )
-        if certs[0].get("subject") == certs[0].get("issuer"):
-            roots.append(block.rstrip(b"\r\n") + b"\n")
-    return b"".join(roots)
-
-
-def _download(name: str, url: str, timeout: float) -> bytes:
-    """Root certificates of trust store ``name`` from ``url``, checked to parse.
-    ``amazon-roots`` at AWS is a directory (``.../repository/``) of five root files."""
-    if name == "amazon-roots" and url.endswith("/"):
-        pem = b"".join(_fetch(url + f, timeout).rstrip(b"\n") + b"\n" for f in _AMAZON_ROOT_FILES)
-    else:
-        pem = _fetch(url, timeout)
-    _parsed(url, pem)
-    try:
-        roots = _roots_only(url, pem)
-    except (ssl.SSLError, UnicodeDecodeError, ValueError) as exc:
-        raise RdsIamError(f"{url} did not return a PEM certificate bundle ({exc})") from exc
-    if not roots:
-        raise RdsIamError(f"{url} holds no root certificate")
-    return roots
-
-
 def update(
     base: str | None = None, timeout: float = 20.0
 ) -> list[tuple[str, Path, int]]:
@@ -495,22 +339,25 @@ def update(
     each store under the shipped file name (``global-bundle.pem``, ...). Every store is
     fetched and parsed before any is written, so a failed download changes nothing.
     """
+    from .cabundle_fetch import count_certificates, download
+    from .cabundle_store import store_atomically
+
     fetched = [
-        (name, _download(name, f"{base.rstrip('/')}/{store.filename}" if base else store.url,
-                         timeout))
+        (name, download(name, f"{base.rstrip('/')}/{store.filename}" if base else store.url,
+                        timeout))
         for name, store in TRUST_STORES.items()
     ]
     for name, store in UNSHIPPED_STORES.items():
         if not base:
             break
         try:  # optional: most mirrors do not hold it
-            fetched.append((name, _download(name, f"{base.rstrip('/')}/{store.filename}",
-                                            timeout)))
+            fetched.append((name, download(name, f"{base.rstrip('/')}/{store.filename}",
+                                           timeout)))
         except RdsIamError:
             logger.info("%s has no %s: %s not updated", base, store.filename, name)
     results = []
     for name, pem in fetched:
         target = stored_bundle(name)
-        _store_atomically(target, pem)
+        store_atomically(target, pem)
         results.append((name, target, count_certificates(pem)))
     return results

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 
 #: This package's modules that a first connect with ``?plugin=rds_iam`` loads.
@@ -53,7 +54,8 @@ ALLOWED_OTHERS = frozenset({"hmac", "snapshot_restore_py"})
 #: Modules that must never be on the connect path; a pinned list that named one is wrong.
 NEVER = frozenset({
     "argparse", "boto3", "botocore", "configparser", "difflib", "http.client", "shlex",
-    "sqlalchemy_rds_iam.cli", "sqlalchemy_rds_iam.doctor", "sqlalchemy_rds_iam.testing",
+    "sqlalchemy_rds_iam.cabundle_fetch", "sqlalchemy_rds_iam.cli", "sqlalchemy_rds_iam.doctor",
+    "sqlalchemy_rds_iam.testing",
     "urllib.request",
 })
 
@@ -70,10 +72,17 @@ print(json.dumps(sorted(set(sys.modules) - before)))
 
 def plugin_imports(baseline: str, plugin: str, env: Mapping[str, str]) -> set[str]:
     """Modules a fresh interpreter imports running ``plugin`` after ``baseline`` (the same
-    app and driver without the plugin, through its own first connect)."""
+    app and driver without the plugin, through its own first connect).
+
+    With an empty cache directory unless ``env`` names one: a bundle that ``ca update``
+    stored on this machine would add the private store's checks (``cabundle_store``)."""
     code = _CHILD.format(baseline=baseline, plugin=plugin)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}, cwd="/")
+    with tempfile.TemporaryDirectory() as cache:
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, cwd="/",
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                 "SQLALCHEMY_RDS_IAM_CACHE_DIR": cache, **env},
+        )
     assert out.returncode == 0, out.stderr[-3000:]
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
 

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 import sqlalchemy_rds_iam
-from sqlalchemy_rds_iam import ConfigurationError, TrustStoreError, cabundle
+from sqlalchemy_rds_iam import ConfigurationError, TrustStoreError, cabundle, cabundle_fetch
 from sqlalchemy_rds_iam.cabundle import (
     COMBINED,
     SHIPPED_DIR,
@@ -362,11 +362,11 @@ def test_update_from_aws_layout_keeps_roots_only(tmp_path: Path, monkeypatch: py
     roots = (SHIPPED_DIR / "govcloud-bundle.pem").read_bytes()
     (site / "gov.pem").write_bytes(roots + _intermediate(tmp_path) + roots[:0])
     blocks = (SHIPPED_DIR / "amazon-trust-roots.pem").read_text().split("-----END CERTIFICATE-----")
-    for filename, block in zip(cabundle._AMAZON_ROOT_FILES, blocks, strict=False):
+    for filename, block in zip(cabundle_fetch.AMAZON_ROOT_FILES, blocks, strict=False):
         (site / "repository" / filename).write_text(block.strip() + "\n-----END CERTIFICATE-----\n")
-    roots = cabundle._download("rds-aws-us-gov", (site / "gov.pem").as_uri(), 5)
+    roots = cabundle_fetch.download("rds-aws-us-gov", (site / "gov.pem").as_uri(), 5)
     assert hashlib.sha256(roots).hexdigest() == SHA256["govcloud-bundle.pem"]
-    amazon = cabundle._download("amazon-roots", (site / "repository").as_uri() + "/", 5)
+    amazon = cabundle_fetch.download("amazon-roots", (site / "repository").as_uri() + "/", 5)
     assert common_names_of_bytes(amazon, tmp_path) == common_names(SHIPPED_DIR / "amazon-trust-roots.pem")
 
 
@@ -469,3 +469,32 @@ def test_shipped_bundles_are_not_reparsed_on_the_connect_path(monkeypatch: pytes
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a certificate")
     assert tls.bundle_problem(str(garbage)) is not None
+
+
+_CHOOSE = """
+import json, sys
+from sqlalchemy_rds_iam.cabundle import COMBINED, bundle_path
+for name in ("rds-aws", "amazon-roots", COMBINED):
+    bundle_path(name)
+print(json.dumps(sorted(m for m in sys.modules if m.startswith("sqlalchemy_rds_iam.cabundle"))))
+"""
+
+
+@pytest.mark.parametrize("stored", [False, True])
+def test_choosing_a_bundle_loads_the_store_only_for_a_stored_copy(tmp_path: Path,
+                                                                  stored: bool) -> None:
+    """The shipped bundles need neither the private store's checks nor `ca update`'s download
+    code: a cold start does not load them. A stored copy is checked (the store), never fetched."""
+    import subprocess
+    import sys
+
+    cache = tmp_path / "cache"
+    if stored:
+        cache.mkdir(mode=0o700)
+        (cache / "global-bundle.pem").write_bytes((SHIPPED_DIR / "global-bundle.pem").read_bytes())
+    env = {"PATH": os.environ.get("PATH", ""), "SQLALCHEMY_RDS_IAM_CACHE_DIR": str(cache)}
+    run = subprocess.run([sys.executable, "-c", _CHOOSE], capture_output=True, text=True,
+                         env=env, check=True)
+    loaded = json.loads(run.stdout)
+    assert loaded == (["sqlalchemy_rds_iam.cabundle", "sqlalchemy_rds_iam.cabundle_store"]
+                      if stored else ["sqlalchemy_rds_iam.cabundle"])
