@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn, cast
 
-from .doctor import ERROR_EXIT_CODES
+from .doctor import ERROR_EXIT_CODES, EXIT_CODES, UNEXPECTED_EXIT_CODE
 from .errors import ConfigurationError, RdsIamError
 from .pipes import survives_closed_stdout
 
@@ -38,8 +38,14 @@ _URL_HELP = (
 
 # ERROR_EXIT_CODES: exit code per error class, most specific first; declared once, by
 # doctor's step table (a failing step and the same error elsewhere exit alike).
-#: argparse's own code for a command line it cannot parse.
-USAGE_EXIT_CODE = 2
+#: A command line that does not parse is bad options: the options step's code (argparse's 2).
+USAGE_EXIT_CODE = EXIT_CODES["options"]
+#: The codes no step owns, and what they mean: for ``--help`` and the docs' exit-code table.
+OTHER_EXIT_CODES = (
+    (0, "success"),
+    (UNEXPECTED_EXIT_CODE, "a failure the message explains (a download, a client that cannot "
+                           "start) or an unexpected error"),
+)
 
 
 def exit_code_for(exc: RdsIamError) -> int:
@@ -52,10 +58,10 @@ def _epilog() -> str:
 
     from .doctor import error_codes_text, exit_codes_text
 
+    others = "; ".join(f"{code} {meaning}" for code, meaning in OTHER_EXIT_CODES)
     paragraphs = (
-        "exit status: 0 success; 1 a failure the message explains (a download, a client that "
-        f"cannot start) or an unexpected error; {error_codes_text()}. doctor exits with the "
-        f"failing step's code: {exit_codes_text()}.",
+        f"exit status: {others}; {error_codes_text()}. doctor exits with the failing step's "
+        f"code: {exit_codes_text()}.",
         "AWS credentials come from botocore's default chain (environment, profile via "
         "aws_profile= or AWS_PROFILE, SSO, container or instance role).",
     )
@@ -159,7 +165,7 @@ def _mysql(args: argparse.Namespace) -> int:
 
 def _help(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
-    return 2
+    return USAGE_EXIT_CODE
 
 
 def _ca_path(args: argparse.Namespace) -> int:

@@ -275,10 +275,11 @@ def step_token(state: State) -> str:
 class StepDef:
     """A step of the diagnosis: its name, its exit code, its function.
 
-    ``errors`` are the classes the whole CLI exits with this step's code for, ``meaning`` says
-    so in ``--help``; ``early`` marks errors ``create_engine`` already raises (the options
-    step reports them as this step's, with ``fix``; a fix of None is computed from the
-    message, :func:`credentials_fix`).
+    ``errors`` are the classes the whole CLI exits with this step's code for (``--help`` says
+    so with ``meaning``, what the code means; the docs' exit-code tables are made from both);
+    ``early`` marks errors ``create_engine`` already raises (the options step reports them as
+    this step's, with ``fix``; a fix of None is computed from the message,
+    :func:`credentials_fix`).
     """
 
     name: str
@@ -303,15 +304,15 @@ STEPS: tuple[StepDef, ...] = (
     StepDef("credentials", 4, step_credentials, errors=(CredentialsError,),
             meaning="no usable AWS credentials", early=True),
     StepDef("whoami", 4, step_whoami, fatal=False, when=lambda state: state.whoami),
-    StepDef("dns", 5, step_dns),
-    StepDef("tcp", 6, step_tcp),
-    StepDef("tls", 7, step_tls),
+    StepDef("dns", 5, step_dns, meaning="the hostname does not resolve"),
+    StepDef("tcp", 6, step_tcp, meaning="nothing answers on the port"),
+    StepDef("tls", 7, step_tls, meaning="the server does not offer TLS"),
     StepDef("certificate", 8, step_certificate, errors=(TrustStoreError,),
             meaning="no trust-store root for the endpoint", early=True,
             fix="sqlalchemy-rds-iam ca update, or iam_ca_bundle=<path>"),
     StepDef("token", 9, step_token, errors=(TokenError,),
             meaning="the token could not be signed"),
-    StepDef("login", 10, step_login),
+    StepDef("login", 10, step_login, meaning="the server refused the token"),
 )
 
 #: Exit code per step name (0: every step passed; 1: an unexpected error).
@@ -340,11 +341,11 @@ ERROR_EXIT_CODES = _error_exit_codes()
 
 def error_codes_text() -> str:
     """What each error exit code means, as ``--help`` spells it."""
-    return "; ".join(f"{s.exit_code} {s.meaning}" for s in STEPS if s.meaning)
+    return "; ".join(f"{s.exit_code} {s.meaning}" for s in STEPS if s.errors)
 
 
 def exit_codes_text() -> str:
-    """The exit-code list as the help and the README spell it."""
+    """The exit code of each step, as ``--help`` spells it."""
     return ", ".join(
         f"{s.name} {s.exit_code}" + ("" if s.fatal else " (advisory: the run goes on)")
         for s in STEPS

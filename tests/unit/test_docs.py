@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,7 +120,8 @@ def test_troubleshooting_names_every_doctor_step_and_error_class(name: str) -> N
     assert any(name in h for h in headings), name
 
 
-def test_cli_reference_is_generated_from_the_parser() -> None:
+def _hooks() -> Any:
+    """``tools/mkdocs_hooks.py``, the site build's generator (not a package: a file by path)."""
     import sys
 
     sys.path.insert(0, str(ROOT / "tools"))
@@ -127,6 +129,64 @@ def test_cli_reference_is_generated_from_the_parser() -> None:
         import mkdocs_hooks
     finally:
         sys.path.remove(str(ROOT / "tools"))
+    return mkdocs_hooks
+
+
+#: Where each generated table must be: a page that drops its markers would drop the check.
+GENERATED_ON = {"exit-codes": "docs/troubleshooting.md", "exit-classes": "docs/reference/exceptions.md"}
+#: The headers of the generated tables: one written by hand, outside the markers, is a copy.
+GENERATED_HEADERS = ("| code | command | meaning |", "| class | exit code |")
+
+
+def test_generated_tables_are_where_they_belong() -> None:
+    hooks = _hooks()
+    assert set(GENERATED_ON) == set(hooks.GENERATED)
+    for name, page in GENERATED_ON.items():
+        assert len(hooks.written((ROOT / page).read_text())[name]) == 1, (page, name)
+        stale = f"text\n<!-- {name}:begin -->\n| stale |\n<!-- {name}:end -->\nmore\n"
+        built = hooks.on_page_markdown(stale)  # the site shows what the code makes now
+        assert built == stale.replace("| stale |", hooks.GENERATED[name]())
+
+
+@pytest.mark.parametrize("page", [p.relative_to(ROOT).as_posix() for p in _hooks().pages()])
+def test_written_tables_are_what_the_code_makes(page: str) -> None:
+    """GitHub shows README.md and docs/ as written, the site as generated: they must agree.
+    Each exit code is declared once, in doctor's step table; the pages' tables follow it."""
+    hooks = _hooks()
+    text = (ROOT / page).read_text()
+    for name, regions in hooks.written(text).items():
+        expected = hooks.GENERATED[name]()
+        for region in regions:
+            assert region == expected, (
+                f"{page}: the {name} table is not what the code makes; run "
+                f"`python tools/mkdocs_hooks.py`, or put this between its markers:\n{expected}"
+            )
+    outside = hooks.expand(text)
+    for name in hooks.GENERATED:
+        outside = hooks._regions(name).sub("", outside)
+    copies = [header for header in GENERATED_HEADERS if header in outside]
+    assert copies == [], f"{page}: a hand-written copy of a generated table; use its markers"
+
+
+def test_troubleshooting_headings_give_each_step_and_class_its_own_code() -> None:
+    """``### exit 5: dns`` is right only while the dns step exits 5."""
+    from sqlalchemy_rds_iam import errors
+    from sqlalchemy_rds_iam.cli import exit_code_for
+
+    codes = dict(EXIT_CODES)
+    codes.update({name: exit_code_for(getattr(errors, name)("x")) for name in errors.__all__})
+    text = (DOCS / "troubleshooting.md").read_text()
+    wrong = [
+        f"exit {code}: {word} exits {codes[word]}"
+        for code, label in re.findall(r"^### exit (\d+): (.*)$", text, re.M)
+        for word in re.findall(r"[A-Za-z]+", re.sub(r'"[^"]*"', "", label))  # quotes: messages
+        if word in codes and codes[word] != int(code)
+    ]
+    assert wrong == []
+
+
+def test_cli_reference_is_generated_from_the_parser() -> None:
+    mkdocs_hooks = _hooks()
     page = (DOCS / "reference" / "cli.md").read_text()
     assert mkdocs_hooks.CLI_MARKER in page
     generated = mkdocs_hooks.on_page_markdown(page)
