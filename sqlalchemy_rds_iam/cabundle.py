@@ -342,17 +342,15 @@ def update(
     from .cabundle_fetch import count_certificates, download
     from .cabundle_store import store_atomically
 
-    fetched = [
-        (name, download(name, f"{base.rstrip('/')}/{store.filename}" if base else store.url,
-                        timeout))
-        for name, store in TRUST_STORES.items()
-    ]
+    def url(store: TrustStore) -> str:
+        return f"{base.rstrip('/')}/{store.filename}" if base else store.url
+
+    fetched = [(name, download(name, url(store), timeout)) for name, store in TRUST_STORES.items()]
     for name, store in UNSHIPPED_STORES.items():
         if not base:
             break
         try:  # optional: most mirrors do not hold it
-            fetched.append((name, download(name, f"{base.rstrip('/')}/{store.filename}",
-                                           timeout)))
+            fetched.append((name, download(name, url(store), timeout)))
         except RdsIamError:
             logger.info("%s has no %s: %s not updated", base, store.filename, name)
     results = []

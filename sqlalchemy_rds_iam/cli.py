@@ -286,8 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
         "not given: the one `ca update` stored, else the copy shipped in the package.",
     )
     path.set_defaults(func=_ca_path)
-    from .cabundle import CACHE_DIR_ENV
+    from .cabundle import CACHE_DIR_ENV, TRUST_STORES
 
+    *files, last = (store.filename for store in TRUST_STORES.values())
     update = ca_commands.add_parser(
         "update",
         help="download AWS's current bundles",
@@ -300,8 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--from",
         dest="base",
         metavar="URL",
-        help="a mirror (https:// or file://) holding global-bundle.pem, govcloud-bundle.pem, "
-        "china-bundle.pem and amazon-trust-roots.pem, instead of AWS's own URLs",
+        help=f"a mirror (https:// or file://) holding {', '.join(files)} and {last}, instead "
+        "of AWS's own URLs",
     )
     update.set_defaults(func=_ca_update)
 

@@ -80,18 +80,14 @@ def test_commercial_bundle_holds_rds_roots_only() -> None:
     assert all(n.startswith("Amazon RDS ") for n in names)
 
 
-def test_govcloud_bundle_holds_its_six_roots_and_no_intermediate() -> None:
-    assert common_names(SHIPPED_DIR / "govcloud-bundle.pem") == {
+@pytest.mark.parametrize(("filename", "regions"), [
+    ("govcloud-bundle.pem", ("us-gov-west-1", "us-gov-east-1")),  # and no intermediate
+    ("china-bundle.pem", ("cn-north-1", "cn-northwest-1")),
+])
+def test_partition_bundle_holds_its_six_roots(filename: str, regions: tuple[str, str]) -> None:
+    assert common_names(SHIPPED_DIR / filename) == {
         f"Amazon RDS {region} Root CA {alg} G1"
-        for region in ("us-gov-west-1", "us-gov-east-1")
-        for alg in ("RSA2048", "RSA4096", "ECC384")
-    }
-
-
-def test_china_bundle_holds_its_six_roots() -> None:
-    assert common_names(SHIPPED_DIR / "china-bundle.pem") == {
-        f"Amazon RDS {region} Root CA {alg} G1"
-        for region in ("cn-north-1", "cn-northwest-1")
+        for region in regions
         for alg in ("RSA2048", "RSA4096", "ECC384")
     }
 
