@@ -23,7 +23,6 @@ PINNED = frozenset({
     "sqlalchemy_rds_iam.cabundle",
     "sqlalchemy_rds_iam.credentials",
     "sqlalchemy_rds_iam.credentials.base",
-    "sqlalchemy_rds_iam.credentials.botocore",
     "sqlalchemy_rds_iam.credentials.environment",
     "sqlalchemy_rds_iam.credentials.refresh",
     "sqlalchemy_rds_iam.drivers",
