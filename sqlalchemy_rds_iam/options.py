@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Iterable, Mapping
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any
 
 from .backoff import MAX_BUDGET, MAX_RETRIES
 from .cabundle import ca_certificates
 from .endpoints import is_region
 from .errors import ConfigurationError
 from .tls import TLS_MODES, TlsMode
+
+if TYPE_CHECKING:
+    from .attach_options import AttachOptions
 
 __all__ = [
     "DEFAULTS",
@@ -69,26 +72,6 @@ ROLE_DURATION_RANGE = (900, 43_200)
 
 _OUR_PREFIXES = ("aws_", "iam_")
 _ROLE_ARN_PREFIX = "arn:aws"
-
-
-class AttachOptions(TypedDict, total=False):
-    """The keywords ``attach()`` takes, typed so that a type checker catches a misspelling."""
-
-    aws_region: str
-    aws_profile: str
-    iam_host: str
-    iam_port: int | str
-    iam_ca_bundle: str
-    iam_tls: str
-    iam_token_lifetime: int | str
-    iam_connect_retries: int | str
-    iam_retry_budget: float | str
-    aws_role_arn: str
-    aws_role_session_name: str
-    aws_external_id: str
-    aws_role_duration: int | str
-    boto3_session: Any
-    credentials_provider: Any
 
 
 def is_ours(name: str) -> bool:
@@ -326,3 +309,12 @@ def parse_options(
             )
         parsed["boto3_session"] = session
     return Options(**parsed)
+
+
+def __getattr__(name: str) -> Any:
+    """``AttachOptions`` where it was first defined (it lives in :mod:`.attach_options`)."""
+    if name == "AttachOptions":
+        from .attach_options import AttachOptions
+
+        return AttachOptions
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
