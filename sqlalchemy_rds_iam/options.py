@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any
 
 from .backoff import MAX_BUDGET, MAX_RETRIES
 from .cabundle import ca_certificates
@@ -22,10 +21,15 @@ from .endpoints import is_region
 from .errors import ConfigurationError
 from .tls import TLS_MODES, TlsMode
 
+if TYPE_CHECKING:
+    from .attach_options import AttachOptions
+
 __all__ = [
+    "DEFAULTS",
     "OPTIONS",
     "OPTION_NAMES",
     "TLS_MODES",
+    "UNPRINTED",
     "AttachOptions",
     "Options",
     "is_ours",
@@ -70,26 +74,6 @@ _OUR_PREFIXES = ("aws_", "iam_")
 _ROLE_ARN_PREFIX = "arn:aws"
 
 
-class AttachOptions(TypedDict, total=False):
-    """The keywords ``attach()`` takes, typed so that a type checker catches a misspelling."""
-
-    aws_region: str
-    aws_profile: str
-    iam_host: str
-    iam_port: int | str
-    iam_ca_bundle: str
-    iam_tls: str
-    iam_token_lifetime: int | str
-    iam_connect_retries: int | str
-    iam_retry_budget: float | str
-    aws_role_arn: str
-    aws_role_session_name: str
-    aws_external_id: str
-    aws_role_duration: int | str
-    boto3_session: Any
-    credentials_provider: Any
-
-
 def is_ours(name: str) -> bool:
     """Whether a keyword or query name belongs to this plugin's namespace (a typo is ours too)."""
     return name.startswith(_OUR_PREFIXES)
@@ -109,27 +93,68 @@ def unknown_options_error(names: Iterable[str]) -> ConfigurationError:
     )
 
 
-@dataclass(frozen=True)
-class Options:
-    """Validated plugin options. ``None`` means "infer it" (see the README's option table)."""
+#: What an option is when it is not given: ``None`` means "infer it".
+DEFAULTS: Mapping[str, Any] = {**dict.fromkeys(OPTIONS), "iam_tls": TlsMode.VERIFY_FULL.value}
+#: Options no repr shows: an external id is a shared secret; a session or a provider may
+#: hold credentials. The keyword-only ones are also left out of ``==``.
+UNPRINTED = ("aws_external_id", *KEYWORD_ONLY_NAMES)
 
-    aws_region: str | None = None
-    aws_profile: str | None = None
-    iam_host: str | None = None
-    iam_port: int | None = None
-    iam_ca_bundle: str | None = None
-    iam_tls: str = TlsMode.VERIFY_FULL.value
-    iam_token_lifetime: int | None = None
-    iam_connect_retries: int | None = None
+
+class Options:
+    """Validated plugin options. ``None`` means "infer it" (see the README's option table).
+
+    Immutable, compared by value (but for the keyword-only Python objects), with a repr
+    that leaves out :data:`UNPRINTED`. A plain class with ``__slots__``, not a frozen
+    dataclass: building one of those costs every cold start about 1 ms (issue 16).
+    """
+
+    __slots__ = tuple(OPTIONS)
+
+    aws_region: str | None
+    aws_profile: str | None
+    aws_role_arn: str | None
+    aws_role_session_name: str | None
+    aws_external_id: str | None
+    aws_role_duration: int | None
+    iam_host: str | None
+    iam_port: int | None
+    iam_ca_bundle: str | None
+    iam_tls: str
+    iam_token_lifetime: int | None
+    iam_connect_retries: int | None
     """Retries of a refused fresh-token login (``None``: ``backoff.DEFAULT_RETRIES``)."""
-    iam_retry_budget: float | None = None
+    iam_retry_budget: float | None
     """Seconds those retries may take (``None``: ``backoff.DEFAULT_BUDGET``)."""
-    aws_role_arn: str | None = None
-    aws_role_session_name: str | None = None
-    aws_external_id: str | None = field(default=None, repr=False)
-    aws_role_duration: int | None = None
-    boto3_session: Any = field(default=None, repr=False, compare=False)
-    credentials_provider: Any = field(default=None, repr=False, compare=False)
+    boto3_session: Any
+    credentials_provider: Any
+
+    def __init__(self, **values: Any) -> None:
+        unknown = set(values).difference(OPTIONS)
+        if unknown:
+            raise TypeError(f"Options() got unknown option(s): {', '.join(sorted(unknown))}")
+        for name in OPTIONS:
+            object.__setattr__(self, name, values.get(name, DEFAULTS[name]))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Options are immutable: cannot assign {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Options are immutable: cannot delete {name!r}")
+
+    def _compared(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in OPTION_NAMES)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Options:
+            return NotImplemented
+        return self._compared() == other._compared()
+
+    def __hash__(self) -> int:
+        return hash(self._compared())
+
+    def __repr__(self) -> str:
+        shown = (f"{name}={getattr(self, name)!r}" for name in OPTIONS if name not in UNPRINTED)
+        return f"Options({', '.join(shown)})"
 
 
 def _text(name: str, value: object) -> str:
@@ -284,3 +309,12 @@ def parse_options(
             )
         parsed["boto3_session"] = session
     return Options(**parsed)
+
+
+def __getattr__(name: str) -> Any:
+    """``AttachOptions`` where it was first defined (it lives in :mod:`.attach_options`)."""
+    if name == "AttachOptions":
+        from .attach_options import AttachOptions
+
+        return AttachOptions
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,7 +19,6 @@ import functools
 import os
 import ssl
 import stat
-from typing import NamedTuple
 
 from .cabundle import SHIPPED_DIR, ca_certificates
 
@@ -133,14 +132,27 @@ def _parse_problem(path: str, _ino: int, _size: int, _mtime: int) -> str | None:
     return None
 
 
-class ContextCheck(NamedTuple):
+class ContextCheck(tuple[str, bool]):
     """What a user's ``SSLContext`` verifies: the roots it holds and whether it checks the name.
 
-    A named tuple: a frozen dataclass would cost every cold start ~0.5 ms to build.
+    A pair written out by hand: a named tuple costs a cold start ~0.2 ms to build.
     """
 
-    roots: str
-    hostname_checked: bool
+    __slots__ = ()
+
+    def __new__(cls, roots: str, hostname_checked: bool) -> ContextCheck:
+        return tuple.__new__(cls, (roots, hostname_checked))
+
+    @property
+    def roots(self) -> str:
+        return self[0]
+
+    @property
+    def hostname_checked(self) -> bool:
+        return self[1]
+
+    def __repr__(self) -> str:
+        return f"ContextCheck(roots={self[0]!r}, hostname_checked={self[1]!r})"
 
 
 def context_problem(context: ssl.SSLContext) -> str | ContextCheck:

@@ -324,11 +324,9 @@ def driver_arguments(engine: Any, cparams: dict[str, Any] | None = None,
         seen.update(kwargs)
         return object()
 
-    import dataclasses
-
     listener = connector or sqlalchemy_rds_iam.connector(engine)
     real = listener.spec
-    listener.spec = dataclasses.replace(real, connect=lambda _d, a, kw: record(*a, **kw))
+    listener.spec = real.replace(connect=lambda _d, a, kw: record(*a, **kw))
     try:
         listener(sync.dialect, None, [], cparams)
     finally:

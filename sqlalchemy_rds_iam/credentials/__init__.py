@@ -12,14 +12,14 @@ each source does on first use, and only when it needs it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .base import CredentialSource, FrozenCredentials, configured_region, credentials_error
-from .botocore import AssumeRoleSource, BotocoreSource, CallableSource, ProviderResult
 from .environment import EnvironmentSource
 
 if TYPE_CHECKING:
     from ..options import Options
+    from .botocore import AssumeRoleSource, BotocoreSource, CallableSource, ProviderResult
 
 __all__ = [
     "AssumeRoleSource",
@@ -38,10 +38,13 @@ __all__ = [
 def source_for(options: Options, region: str | None = None) -> CredentialSource:
     """The credential source an engine's options ask for (``region``: the endpoint's, for
     STS and for a callable provider)."""
+    if (options.credentials_provider is None and not options.aws_profile
+            and options.boto3_session is None and not options.aws_role_arn):
+        return EnvironmentSource()  # botocore's chain, its first link without botocore
+    from .botocore import AssumeRoleSource, BotocoreSource, CallableSource
+
     if options.credentials_provider is not None:
         return CallableSource(options.credentials_provider, region)
-    if not options.aws_profile and options.boto3_session is None and not options.aws_role_arn:
-        return EnvironmentSource()  # botocore's chain, its first link without botocore
     base = BotocoreSource(profile=options.aws_profile, session=options.boto3_session)
     if options.aws_role_arn:
         return AssumeRoleSource(
@@ -53,3 +56,13 @@ def source_for(options: Options, region: str | None = None) -> CredentialSource:
             region=region,
         )
     return base
+
+
+def __getattr__(name: str) -> Any:
+    """The botocore-backed sources, loaded when first named: a cold start with credentials
+    in the environment (Lambda) never imports :mod:`.botocore`."""
+    if name in ("AssumeRoleSource", "BotocoreSource", "CallableSource", "ProviderResult"):
+        from . import botocore
+
+        return getattr(botocore, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,26 +9,60 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..errors import CredentialsError
 
 __all__ = ["CredentialSource", "FrozenCredentials", "configured_region", "credentials_error"]
 
 
-@dataclass(frozen=True)
 class FrozenCredentials:
-    """One consistent snapshot of credentials; the secret parts never appear in a repr."""
+    """One consistent snapshot of credentials; the secret parts never appear in a repr.
+
+    Immutable and compared by value. A plain class with ``__slots__`` rather than a frozen
+    dataclass, whose creation would cost every cold start about 0.6 ms (issue 16).
+    """
+
+    __slots__ = ("access_key", "expiry", "from_environment", "secret_key", "token")
 
     access_key: str
-    secret_key: str = field(repr=False)
-    token: str | None = field(repr=False)
+    secret_key: str
+    token: str | None
     expiry: float | None
     """Epoch seconds after which these credentials stop working; ``None``: long-lived."""
-    from_environment: bool = False
+    from_environment: bool
     """Read without botocore (``AWS_*`` variables, the container endpoint): signed without
     botocore too."""
+
+    def __init__(self, access_key: str, secret_key: str, token: str | None,
+                 expiry: float | None, from_environment: bool = False) -> None:
+        setter = object.__setattr__
+        setter(self, "access_key", access_key)
+        setter(self, "secret_key", secret_key)
+        setter(self, "token", token)
+        setter(self, "expiry", expiry)
+        setter(self, "from_environment", from_environment)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"credentials are immutable: cannot assign {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"credentials are immutable: cannot delete {name!r}")
+
+    def _value(self) -> tuple[Any, ...]:
+        return (self.access_key, self.secret_key, self.token, self.expiry, self.from_environment)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not FrozenCredentials:
+            return NotImplemented
+        return self._value() == other._value()
+
+    def __hash__(self) -> int:
+        return hash(self._value())
+
+    def __repr__(self) -> str:
+        return (f"FrozenCredentials(access_key={self.access_key!r}, expiry={self.expiry!r}, "
+                f"from_environment={self.from_environment!r})")
 
 
 class CredentialSource(Protocol):

@@ -18,10 +18,10 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from .base import FrozenCredentials, configured_region, credentials_error
-from .botocore import BotocoreSource
 from .refresh import ADVISORY_REFRESH, MANDATORY_REFRESH, STILL_EXPIRED, NotPlain, parse_expiry
 
 if TYPE_CHECKING:
+    from .botocore import BotocoreSource
     from .container import ContainerSource
 
 __all__ = ["EnvironmentSource"]
@@ -103,6 +103,8 @@ class EnvironmentSource:
 
     def _fallback(self) -> BotocoreSource:
         if self._botocore is None:
+            from .botocore import BotocoreSource  # only when the environment has none
+
             self._botocore = BotocoreSource()
         return self._botocore
 
@@ -158,6 +160,8 @@ class EnvironmentSource:
             container = self._container_source()
             if container is not None:
                 return f"default credential chain, {container.describe()}"
+        from .botocore import BotocoreSource
+
         return BotocoreSource().describe()  # no botocore import: names AWS_PROFILE if set
 
     def access_key_hint(self) -> str | None:

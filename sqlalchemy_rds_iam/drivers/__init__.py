@@ -32,23 +32,21 @@ This package: the row type and the table here; the rules the rows are written in
 ``rules``; MySQL's ssl dicts and option files in ``tlsargs``; one module per driver family
 (``postgresql``, ``mysql``, ``aiomysql``); :class:`Transport` in ``sqlalchemy_rds_iam.transport``.
 No driver is imported at module level: a row's functions import their driver when they
-first run, which is after SQLAlchemy has already imported it for the dialect.
+first run, which is after SQLAlchemy has already imported it for the dialect. Nor is a
+family's module: a row is built on first use, so a ``psycopg2`` app never loads the MySQL
+rules (``DRIVERS`` is a lazy mapping; :func:`driver_for` reads only the facts table).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import importlib
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ..errors import UnsupportedDriverError
 from ..memo import MemoizedClassify
 from ..transport import Classify, Transport
-from . import aiomysql as _aio
-from . import mysql as _my
-from . import postgresql as _pg
-from .aiomysql import connect_aiomysql_requiring_tls
-from .postgresql import LIBPQ_PLAINTEXT_MODES
 from .rules import (
     CHECKED,
     HARMLESS,
@@ -58,9 +56,7 @@ from .rules import (
     Keywords,
     Prepare,
     Scrub,
-    _keywords,
     _no_scrub,
-    _scrub_attrs,
     place,
 )
 
@@ -74,11 +70,17 @@ def _dialect_connect(dialect: Any, cargs: Sequence[Any], cparams: Mapping[str, A
     return dialect.connect(*cargs, **cparams)
 
 
-# -- the table ---------------------------------------------------------------------------------
+# -- the row ----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
 class DriverSpec:
-    """How one DBAPI driver takes the token, TLS settings and the MySQL cleartext switch."""
+    """How one DBAPI driver takes the token, TLS settings and the MySQL cleartext switch.
+
+    Immutable. A plain class with ``__slots__``: a frozen dataclass costs every cold start
+    about 0.6 ms to build (issue 16). :meth:`replace` gives a copy with some parts changed.
+    """
+
+    __slots__ = ("classify", "connect", "default_port", "driver", "extra", "family", "fixed",
+                 "is_async", "keywords", "name", "password_key", "prepare", "scrub")
 
     name: str
     """The driver as written in a URL (``postgresql+psycopg_async``: ``psycopg_async``)."""
@@ -100,23 +102,42 @@ class DriverSpec:
     Memoized per snapshot of the arguments it reads, for at most ``memo.RECHECK_SECONDS``
     (``memo.MemoizedClassify``): the hot path of every new connection.
     """
-    keywords: Keywords = field(default_factory=lambda: Keywords("", {}))
+    keywords: Keywords
     """Every argument this driver may receive: checked, harmless or refused (first step of
     :attr:`classify`)."""
-    scrub: Scrub = _no_scrub
+    scrub: Scrub
     """Overwrites the token on a connected driver connection, where the driver keeps it."""
-    connect: Connect = _dialect_connect
+    connect: Connect
     """Makes the connection from the checked arguments: ``dialect.connect`` but where the
     driver's own way would build a TLS context of its own (mysql-connector)."""
-    fixed: Mapping[str, Any] = field(default_factory=dict)
+    fixed: Mapping[str, Any]
     """Arguments always set with ``setdefault`` (e.g. a cleartext-auth switch)."""
+
+    def __init__(self, *, name: str, driver: str, family: str, is_async: bool,
+                 default_port: int, password_key: str, extra: str, prepare: Prepare,
+                 classify: Classify, keywords: Keywords, scrub: Scrub = _no_scrub,
+                 connect: Connect = _dialect_connect, fixed: Mapping[str, Any] | None = None,
+                 ) -> None:
+        values = dict(locals())
+        del values["self"]
+        values["fixed"] = dict(fixed or {})
+        for slot, value in values.items():
+            object.__setattr__(self, slot, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"driver rows are immutable: cannot assign {name!r}; use replace()")
+
+    def __repr__(self) -> str:
+        return f"<DriverSpec {self.url_prefix}>"
+
+    def replace(self, **changes: Any) -> DriverSpec:
+        """A copy with ``changes`` (e.g. a recording ``connect`` in a test)."""
+        return DriverSpec(**{**{slot: getattr(self, slot) for slot in self.__slots__},
+                             **changes})
 
     @property
     def url_prefix(self) -> str:
         return f"{self.family}+{self.name}"
-
-
-_PORTS = {"postgresql": 5432, "mysql": 3306}
 
 
 def _allowlisted(keywords: Keywords, classify: Classify) -> Classify:
@@ -130,55 +151,63 @@ def _allowlisted(keywords: Keywords, classify: Classify) -> Classify:
     return checked
 
 
-def _row(
-    url_name: str, family: str, *, driver: str | None = None, is_async: bool = False,
-    into: str = "password", extra: str, prepare: Prepare, classify: Classify,
-    keywords: Keywords, scrub: Scrub = _no_scrub, fixed: Mapping[str, Any] | None = None,
-    connect: Connect = _dialect_connect,
-) -> DriverSpec:
-    return DriverSpec(
-        name=url_name, driver=driver or url_name, family=family, is_async=is_async,
-        default_port=_PORTS[family], password_key=into, extra=extra,
-        prepare=prepare, classify=MemoizedClassify(_allowlisted(keywords, classify)),
-        keywords=keywords, scrub=scrub, fixed=dict(fixed or {}), connect=connect,
-    )
+# -- the table ----------------------------------------------------------------------------------
 
+_PORTS = {"postgresql": 5432, "mysql": 3306}
 
-DRIVERS: Mapping[str, DriverSpec] = {
-    spec.name: spec
-    for spec in (
-        _row("psycopg2", "postgresql", extra="postgresql", keywords=_pg._PSYCOPG2_KEYWORDS,
-             prepare=_pg._libpq_prepare_with(_pg._psycopg2_libpq), classify=_pg._libpq_classify),
-        _row("psycopg", "postgresql", extra="psycopg", keywords=_pg._PSYCOPG_KEYWORDS,
-             prepare=_pg._libpq_prepare_with(_pg._psycopg_libpq), classify=_pg._libpq_classify),
-        _row("psycopg_async", "postgresql", driver="psycopg", is_async=True, extra="psycopg",
-             keywords=_keywords("psycopg_async", _pg._PSYCOPG_KEYWORDS.rules),
-             prepare=_pg._libpq_prepare_with(_pg._psycopg_libpq), classify=_pg._libpq_classify),
-        _row("pg8000", "postgresql", extra="pg8000", keywords=_pg._PG8000_KEYWORDS,
-             prepare=_pg._pg8000_prepare, classify=_pg._pg8000_classify,
-             scrub=_scrub_attrs("password")),
-        _row("asyncpg", "postgresql", is_async=True, extra="asyncpg",
-             keywords=_pg._ASYNCPG_KEYWORDS, prepare=_pg._asyncpg_prepare,
-             classify=_pg._asyncpg_classify, scrub=_pg._scrub_asyncpg),
-        _row("pymysql", "mysql", extra="mysql", keywords=_my._PYMYSQL_KEYWORDS,
-             prepare=_my._pymysql_prepare, classify=_my._pymysql_classify,
-             scrub=_scrub_attrs("password")),
-        # MySQLdb: ``passwd`` overrides ``password`` when both are given, so it is the one to set.
-        _row("mysqldb", "mysql", into="passwd", extra="mysqlclient",
-             keywords=_my._MYSQLDB_KEYWORDS,
-             prepare=_my._mysqldb_prepare, classify=_my._mysqldb_classify),
-        _row("mysqlconnector", "mysql", extra="mysql-connector", keywords=_my._CONNECTOR_KEYWORDS,
-             prepare=_my._connector_prepare, classify=_my._connector_classify,
-             scrub=_my._scrub_connector, connect=_my._connector_open,
-             fixed={"auth_plugin": "mysql_clear_password"}),
-        _row("aiomysql", "mysql", is_async=True, extra="aiomysql", keywords=_aio._AIOMYSQL_KEYWORDS,
-             prepare=_aio._aiomysql_prepare, classify=_aio._aiomysql_classify,
-             scrub=_scrub_attrs("_password")),
-        _row("asyncmy", "mysql", is_async=True, extra="asyncmy", keywords=_my._ASYNCMY_KEYWORDS,
-             prepare=_my._asyncmy_prepare, classify=_my._asyncmy_classify,
-             scrub=_scrub_attrs("_password")),
-    )
+#: Every row's facts, in the table's order: family, ``dialect.driver``, async, the keyword
+#: the token goes into (MySQLdb: ``passwd`` overrides ``password`` when both are given),
+#: the extra that installs it, and the module of ``drivers`` that holds its parts.
+_FACTS: Mapping[str, tuple[str, str, bool, str, str, str]] = {
+    "psycopg2": ("postgresql", "psycopg2", False, "password", "postgresql", "postgresql"),
+    "psycopg": ("postgresql", "psycopg", False, "password", "psycopg", "postgresql"),
+    "psycopg_async": ("postgresql", "psycopg", True, "password", "psycopg", "postgresql"),
+    "pg8000": ("postgresql", "pg8000", False, "password", "pg8000", "postgresql"),
+    "asyncpg": ("postgresql", "asyncpg", True, "password", "asyncpg", "postgresql"),
+    "pymysql": ("mysql", "pymysql", False, "password", "mysql", "mysql"),
+    "mysqldb": ("mysql", "mysqldb", False, "passwd", "mysqlclient", "mysql"),
+    "mysqlconnector": ("mysql", "mysqlconnector", False, "password", "mysql-connector",
+                       "mysqlconnector"),
+    "aiomysql": ("mysql", "aiomysql", True, "password", "aiomysql", "aiomysql"),
+    "asyncmy": ("mysql", "asyncmy", True, "password", "asyncmy", "mysql"),
 }
+
+
+def _build(name: str) -> DriverSpec:
+    family, driver, is_async, password_key, extra, home = _FACTS[name]
+    # imported here, not at the top: a cold start loads only its own driver family's rules
+    parts: dict[str, Any] = dict(importlib.import_module(f"{__name__}.{home}").ROWS[name])
+    keywords: Keywords = parts["keywords"]
+    parts["classify"] = MemoizedClassify(_allowlisted(keywords, parts["classify"]))
+    return DriverSpec(name=name, driver=driver, family=family, is_async=is_async,
+                      default_port=_PORTS[family], password_key=password_key, extra=extra,
+                      **parts)
+
+
+class _Table(Mapping[str, DriverSpec]):
+    """The ten rows by URL driver name, each built the first time it is looked up."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, DriverSpec] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, name: str) -> DriverSpec:
+        row = self._rows.get(name)
+        if row is None:
+            if name not in _FACTS:
+                raise KeyError(name)
+            with self._lock:  # one row object per name, for every engine and thread
+                row = self._rows.get(name) or self._rows.setdefault(name, _build(name))
+        return row
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_FACTS)
+
+    def __len__(self) -> int:
+        return len(_FACTS)
+
+
+DRIVERS: Mapping[str, DriverSpec] = _Table()
 
 _FAMILIES = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
 
@@ -190,16 +219,20 @@ def driver_for(dialect_name: str, driver: str, is_async: bool | None = None) -> 
     when it is not given, the sync row is returned.
     """
     family = _FAMILIES.get(dialect_name)
-    rows = [
-        spec
-        for spec in DRIVERS.values()
-        if spec.driver == driver and spec.family == family
-        and (is_async is None or spec.is_async == is_async)
-    ]
-    if not rows:
-        supported = ", ".join(spec.url_prefix for spec in DRIVERS.values())
-        raise UnsupportedDriverError(
-            f"IAM authentication is not supported for {dialect_name}+{driver}; "
-            f"supported drivers: {supported}"
-        )
-    return rows[0]
+    for name, (row_family, row_driver, row_async, *_) in _FACTS.items():
+        if (row_driver == driver and row_family == family
+                and (is_async is None or row_async == is_async)):
+            return DRIVERS[name]
+    supported = ", ".join(f"{facts[0]}+{name}" for name, facts in _FACTS.items())
+    raise UnsupportedDriverError(
+        f"IAM authentication is not supported for {dialect_name}+{driver}; "
+        f"supported drivers: {supported}"
+    )
+
+
+def __getattr__(name: str) -> Any:
+    """Names re-exported from a family module, loaded when first asked for."""
+    homes = {"connect_aiomysql_requiring_tls": "aiomysql", "LIBPQ_PLAINTEXT_MODES": "postgresql"}
+    if name in homes:
+        return getattr(importlib.import_module(f"{__name__}.{homes[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,6 +19,7 @@ from .rules import (
     _absent,
     _from_context,
     _keywords,
+    _scrub_attrs,
     _tcp_host,
     _wants_default,
 )
@@ -126,3 +127,10 @@ _AIOMYSQL_KEYWORDS = _keywords("aiomysql", _MYSQL_COMMON, _PYMYSQL_FAMILY, {
     "async_creator_fn": CHECKED,
     **dict.fromkeys(("cursorclass", "echo", "loop", "auth_plugin"), HARMLESS),
 })
+
+
+#: The row's parts (``drivers._build`` adds the facts).
+ROWS: Mapping[str, Mapping[str, Any]] = {
+    "aiomysql": {"keywords": _AIOMYSQL_KEYWORDS, "prepare": _aiomysql_prepare,
+                 "classify": _aiomysql_classify, "scrub": _scrub_attrs("_password")},
+}

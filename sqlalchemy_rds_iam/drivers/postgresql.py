@@ -28,6 +28,7 @@ from .rules import (
     _keywords,
     _one_of,
     _roots,
+    _scrub_attrs,
     _subclass_of,
     _tcp_host,
     _text_only,
@@ -272,3 +273,19 @@ def _scrub_asyncpg(connection: Any) -> None:
             protocol.password = None
         except AttributeError:  # a future read-only (Cython) attribute
             pass
+
+
+#: The rows' parts, by URL driver name (``drivers._build`` adds the facts).
+ROWS: Mapping[str, Mapping[str, Any]] = {
+    "psycopg2": {"keywords": _PSYCOPG2_KEYWORDS, "classify": _libpq_classify,
+                 "prepare": _libpq_prepare_with(_psycopg2_libpq)},
+    "psycopg": {"keywords": _PSYCOPG_KEYWORDS, "classify": _libpq_classify,
+                "prepare": _libpq_prepare_with(_psycopg_libpq)},
+    "psycopg_async": {"keywords": _keywords("psycopg_async", _PSYCOPG_KEYWORDS.rules),
+                      "classify": _libpq_classify,
+                      "prepare": _libpq_prepare_with(_psycopg_libpq)},
+    "pg8000": {"keywords": _PG8000_KEYWORDS, "prepare": _pg8000_prepare,
+               "classify": _pg8000_classify, "scrub": _scrub_attrs("password")},
+    "asyncpg": {"keywords": _ASYNCPG_KEYWORDS, "prepare": _asyncpg_prepare,
+                "classify": _asyncpg_classify, "scrub": _scrub_asyncpg},
+}

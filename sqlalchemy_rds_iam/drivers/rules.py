@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from ..errors import InsecureConnectionError
 from ..scrub import MASK, is_secret_key
@@ -89,16 +89,22 @@ Check = Callable[[str, Any], None]
 """A value check for one keyword: returns if the value is harmless, raises if not."""
 
 
-class Keywords(NamedTuple):
-    """One driver's keyword allow-list: each key's rule; a key not listed is refused (a named
-    tuple, as :class:`Transport`).
+class Keywords:
+    """One driver's keyword allow-list: each key's rule; a key not listed is refused (a plain
+    class: a named tuple costs a cold start ~0.2 ms to build).
 
     A rule is :data:`HARMLESS`, :data:`CHECKED`, :data:`PLACED`, :data:`OURS`, a value
     check, or a ``(why, fix)`` pair: refused, saying why and what to write instead.
     """
 
-    driver: str
-    rules: Mapping[str, Any]
+    __slots__ = ("driver", "rules")
+
+    def __init__(self, driver: str, rules: Mapping[str, Any]) -> None:
+        self.driver = driver
+        self.rules = rules
+
+    def __repr__(self) -> str:
+        return f"Keywords({self.driver!r}, <{len(self.rules)} rules>)"
 
     def check(self, cparams: Mapping[str, Any]) -> None:
         """Raise :class:`InsecureConnectionError` for the first key not allowed as given."""

@@ -5,7 +5,6 @@ The code blocks themselves run in ``tests/integration/test_docs_blocks.py``.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -15,10 +14,10 @@ import pytest
 from sqlalchemy_rds_iam.cli import ERROR_EXIT_CODES, USAGE_EXIT_CODE
 from sqlalchemy_rds_iam.doctor import EXIT_CODES, UNEXPECTED_EXIT_CODE
 from sqlalchemy_rds_iam.options import (
+    DEFAULTS,
     KEYWORD_ONLY_NAMES,
     OPTION_NAMES,
     AttachOptions,
-    Options,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,7 +88,7 @@ def test_options_reference_matches_options_py() -> None:
     assert list(documented) == [*OPTION_NAMES, *KEYWORD_ONLY_NAMES]
     assert len(rows) == len(documented), "an option is listed twice"
     annotations = AttachOptions.__annotations__
-    defaults = {f.name: f.default for f in dataclasses.fields(Options)}
+    defaults = dict(DEFAULTS)
     assert set(annotations) == set(documented) == set(defaults)
     for name, (_, type_cell, in_url, default_cell, meaning) in documented.items():
         annotation = annotations[name]  # a ForwardRef: options.py postpones annotations

@@ -16,7 +16,6 @@ import ssl
 import struct
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -555,7 +554,7 @@ def test_slow_credentials_do_not_block_the_event_loop(name: str, loop_lag: Any) 
 def test_control_signing_on_the_loop_is_seen_by_the_ticker(loop_lag: Any) -> None:
     """Proves the ticker measures: the same slow signing, forced onto the loop, stalls it."""
     def on_loop(connector: IamConnector) -> None:
-        connector.spec = replace(connector.spec, is_async=False)
+        connector.spec = connector.spec.replace(is_async=False)
 
     source = SlowSource(delay=0.5)
     engine = _slow_engine("asyncpg", source, on_loop)

@@ -146,3 +146,116 @@ def test_unicode_never_raises(text: str) -> None:
 @given(labels, ids)
 def test_suffix_spoofing_is_not_recognised(label: str, id_: str) -> None:
     assert parse_hostname(f"{label}.{id_}.us-east-1.rds.amazonaws.com.{label}.example") is None
+
+
+# --- the patterns endpoints.py checks by hand, as it held them before (issue 16) ----------
+
+import re  # noqa: E402
+
+_R = r"(?:eusc-[a-z]{2}|[a-z]{2}(?:-gov|-iso[a-z]?)?)-[a-z]+-[0-9]+"
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_ID = r"[a-z0-9]+"
+_RDS = re.compile(
+    rf"{_LABEL}(?P<extra>\.endpoint)?\."
+    rf"(?:(?P<prefix>cluster-ro|cluster-custom|cluster|shardgrp|proxy)-)?{_ID}\."
+    rf"(?:(?P<region>{_R})\.rds\."
+    rf"(?P<suffix>amazonaws\.com(?:\.cn)?|amazonaws\.eu|c2s\.ic\.gov|sc2s\.sgov\.gov)"
+    rf"|rds\.(?P<cn_region>{_R})\.amazonaws\.com\.cn)")
+_GLOBAL = re.compile(rf"{_LABEL}\.global-{_ID}\.global\.rds\.amazonaws\.com")
+_DSQL = re.compile(rf"{_ID}\.dsql\.(?P<region>{_R})\.on\.aws")
+_PREFIX_KINDS = {None: "instance", "cluster": "cluster", "cluster-ro": "cluster-ro",
+                 "cluster-custom": "cluster-custom", "shardgrp": "limitless", "proxy": "proxy"}
+_SUFFIX_PARTITIONS = {"amazonaws.com": ("aws", "aws-us-gov"), "amazonaws.com.cn": ("aws-cn",),
+                      "c2s.ic.gov": ("aws-iso",), "sc2s.sgov.gov": ("aws-iso-b",),
+                      "amazonaws.eu": ("aws-eusc",)}
+
+
+def reference(hostname: str) -> Endpoint | None:
+    """parse_hostname as the regular expressions said it (fullmatch: no trailing newline)."""
+    name = hostname.strip().rstrip(".").lower()
+    match = _RDS.fullmatch(name)
+    if match:
+        region = match["cn_region"] or match["region"]
+        allowed = _SUFFIX_PARTITIONS["amazonaws.com.cn" if match["cn_region"] else match["suffix"]]
+        if partition_of(region) not in allowed:
+            return None
+        kind = _PREFIX_KINDS[match["prefix"]]
+        if match["extra"] and kind != "proxy":
+            return None
+        return Endpoint(kind, region, partition_of(region))
+    if _GLOBAL.fullmatch(name):
+        return Endpoint("global", None, "aws")
+    match = _DSQL.fullmatch(name)
+    if match and partition_of(match["region"]) == "aws":
+        return Endpoint("dsql", match["region"], "aws")
+    return None
+
+
+#: Pieces the hostnames below are assembled from: every label the forms name, near misses
+#: (hyphens at the edges, upper case, non-ASCII letters and digits, empty labels).
+PIECES = ["mydb", "a", "x-1", "-x", "x-", "endpoint", "proxy-abc", "cluster-abc", "cluster-ro-1",
+          "cluster-custom-z9", "shardgrp-0", "cluster-", "cluster-ro-", "proxy", "global-abc",
+          "global", "globalxabc", "rds", "dsql", "on", "aws", "amazonaws", "com", "cn", "eu", "c2s", "ic", "gov",
+          "sc2s", "sgov", "us-east-1", "us-gov-west-1", "cn-north-1", "us-iso-east-1",
+          "us-isob-east-1", "us-isobb-east-1", "eusc-de-east-1", "eusc-d-east-1", "us-east-",
+          "us--1", "u-east-1", "usa-east-1", "us-east-1x", "us-east-\u0661", "us-ēast-1", "US-EAST-1",
+          "", "a" * 63, "a" * 64, "ab_c", "abc def", "xn--e1a"]
+
+
+#: The forms, slot by slot: each slot draws a value that fits it or any of PIECES (a near
+#: miss in one place of an otherwise valid name is where a hand check goes wrong).
+SLOTS = {
+    "label": ["mydb", "a", "x-1", "a" * 63], "id": ["abc", "c9akciq32lce", "0"],
+    "prefixed": ["proxy-abc", "abc", "cluster-abc", "cluster-ro-1", "cluster-custom-z9", "shardgrp-0",
+                 ],
+    "region": ["us-east-1", "us-gov-west-1", "cn-north-1", "us-iso-east-1", "us-isob-east-1",
+               "eusc-de-east-1", "eu-west-3"],
+}
+FORMS_BY_SLOT = [
+    ["label", "prefixed", "us-east-1", "rds", "amazonaws", "com"],
+    ["label", "endpoint", "prefixed", "us-gov-west-1", "rds", "amazonaws", "com"],
+    ["label", "prefixed", "cn-north-1", "rds", "amazonaws", "com", "cn"],
+    ["label", "prefixed", "rds", "cn-northwest-1", "amazonaws", "com", "cn"],
+    ["label", "endpoint", "eu-west-3", "rds", "amazonaws", "com"],
+    ["label", "prefixed", "eusc-de-east-1", "rds", "amazonaws", "eu"],
+    ["label", "prefixed", "us-iso-east-1", "rds", "c2s", "ic", "gov"],
+    ["label", "prefixed", "us-isob-east-1", "rds", "sc2s", "sgov", "gov"],
+    ["label", "global-abc", "global", "rds", "amazonaws", "com"],
+    ["id", "dsql", "us-east-2", "on", "aws"],
+]
+
+
+@pytest.mark.parametrize("form", FORMS_BY_SLOT, ids=".".join)
+@pytest.mark.parametrize("miss", PIECES)
+def test_one_near_miss_anywhere_is_judged_as_the_patterns_judge_it(form: list[str],
+                                                                   miss: str) -> None:
+    """Each form with its slots filled validly, then one slot at a time given ``miss``."""
+    valid = [SLOTS.get(slot, [slot])[0] for slot in form]
+    assert parse_hostname(".".join(valid)) == reference(".".join(valid)) is not None
+    for i in range(len(form)):
+        host = ".".join([*valid[:i], miss, *valid[i + 1:]])
+        assert parse_hostname(host) == reference(host), host
+
+
+@given(st.sampled_from(FORMS_BY_SLOT), st.data(), st.sampled_from(["", ".", "\n", " "]))
+def test_the_hand_checks_are_the_patterns_they_replace(form: list[str], data: st.DataObject,
+                                                       end: str) -> None:
+    labels = [data.draw(st.sampled_from(SLOTS.get(slot, [slot]))) for slot in form]
+    host = ".".join(labels) + end
+    assert parse_hostname(host) == reference(host)
+
+
+@pytest.mark.parametrize("name", [*PIECES, *SLOTS["region"], "us-gov-west-1\n", "us-isob-east-12"])
+def test_is_region_on_near_misses(name: str) -> None:
+    assert is_region(name) == (re.fullmatch(_R, name) is not None)
+
+
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789.-", max_size=80))
+def test_the_hand_checks_agree_on_arbitrary_text(text: str) -> None:
+    assert parse_hostname(text) == reference(text)
+
+
+@given(st.one_of(st.sampled_from(PIECES), st.text(max_size=20),
+                 st.from_regex(rf"\A{_R}\Z"), st.from_regex(r"\A[a-z]{2,4}(-[a-z]{1,4}){1,3}-[0-9]\Z")))
+def test_is_region_is_the_region_pattern(name: str) -> None:
+    assert is_region(name) == (re.fullmatch(_R, name) is not None)

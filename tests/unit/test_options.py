@@ -26,7 +26,8 @@ def test_all_url_options() -> None:
             "sslmode": "verify-full",  # not ours: ignored here, left to the driver
         },
     )
-    assert options == Options("eu-west-1", "prod", "db.example.com", 6432, str(SHIPPED_CA_BUNDLE), "verify-ca")
+    assert options == Options(aws_region="eu-west-1", aws_profile="prod", iam_host="db.example.com",
+                              iam_port=6432, iam_ca_bundle=str(SHIPPED_CA_BUNDLE), iam_tls="verify-ca")
 
 
 @pytest.mark.parametrize(

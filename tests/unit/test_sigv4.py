@@ -267,3 +267,12 @@ def test_an_unencodable_user_is_a_token_error_on_both_paths() -> None:
         creds = FrozenCredentials("AKIDEXAMPLE", "s", None, None, from_environment=fast)
         with pytest.raises(TokenError, match="UnicodeEncodeError"):
             sign_token(key, creds)
+
+
+@given(st.text(max_size=12))
+@example("db\n")
+@example("DB.example-1_x")
+def test_the_plain_host_set_is_the_regex_it_replaced(host: str) -> None:
+    import re
+
+    assert supports(host, 5432) == (re.fullmatch(r"[A-Za-z0-9._-]+", host) is not None)
