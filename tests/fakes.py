@@ -352,7 +352,7 @@ def set_aws_env(monkeypatch: Any, access_key: str = EXAMPLE_ACCESS_KEY,
 
 def closed_port() -> int:
     """A loopback port nothing listens on: a connect there is refused at once."""
-    from sqlalchemy_rds_iam.testing.servers import free_port
+    from sqlalchemy_rds_iam.testing.processes import free_port
 
     return free_port()
 
