@@ -39,14 +39,14 @@ class Identity:
         return f"Identity(name={self.name!r}, access_key_id={self.access_key_id!r})"
 
     @classmethod
-    def parse(cls, spec: str) -> Identity:
+    def parse(cls, text: str) -> Identity:
         """``NAME=ACCESS_KEY_ID:SECRET[:SESSION_TOKEN]`` (``emulator start --identity``)."""
-        name, eq, keys = spec.partition("=")
+        name, eq, keys = text.partition("=")
         parts = keys.split(":", 2)
         if not eq or not name or len(parts) < 2 or not all(parts):
             raise ValueError(
                 "an identity is NAME=ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN], got "
-                f"{name or spec[:20]!r}..."
+                f"{name or text[:20]!r}..."
             )
         return cls(name, parts[0], parts[1], parts[2] if len(parts) == 3 else None)
 

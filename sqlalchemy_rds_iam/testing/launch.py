@@ -101,38 +101,38 @@ class Launch:
             while port in ports.values():
                 port = processes.free_port()
             ports[name] = port
-        specs = [e for e in topology.ENDPOINTS if e.server in running]
+        rows = [e for e in topology.ENDPOINTS if e.server in running]
         relay_ports: dict[str, int] = {}
-        for spec in specs:
-            if spec.relayed:
+        for row in rows:
+            if row.relayed:
                 port = processes.free_port()
                 while port in ports.values() or port in relay_ports.values():
                     port = processes.free_port()
-                relay_ports[spec.key] = port
+                relay_ports[row.key] = port
         by_store: dict[str, tuple[str, ...]] = {s: () for s in topology.STORES}
-        for spec in specs:
-            by_store[spec.store] += (spec.hostname,)
+        for row in rows:
+            by_store[row.store] += (row.hostname,)
         # The servers' own certificate is the commercial RDS stand-in's (the emulator CA).
         tls = make_tls_files(state_dir / "tls", names=by_store.pop("rds-aws"))
         stand_ins = make_stand_ins(state_dir / "tls", by_store)
         trust_stores = {"rds-aws": str(tls.ca_cert)}
         trust_stores.update({store: str(f.ca_cert) for store, f in stand_ins.items()})
         endpoints = {
-            spec.key: topology.Endpoint(
-                key=spec.key,
-                hostname=spec.hostname,
-                port=relay_ports.get(spec.key, ports[spec.server]),
-                server=spec.server,
-                dialect="mysql" if spec.server == "mysql" else "postgresql",
-                store=spec.store,
-                region=spec.region,
-                kind=spec.kind,
-                database=topology.DSQL_DATABASE if spec.kind == "dsql" else servers.DATABASE,
+            row.key: topology.Endpoint(
+                key=row.key,
+                hostname=row.hostname,
+                port=relay_ports.get(row.key, ports[row.server]),
+                server=row.server,
+                dialect="mysql" if row.server == "mysql" else "postgresql",
+                store=row.store,
+                region=row.region,
+                kind=row.kind,
+                database=topology.DSQL_DATABASE if row.kind == "dsql" else servers.DATABASE,
                 users=(topology.DSQL_ADMIN, *servers.IAM_USERS)
-                if spec.kind == "dsql"
+                if row.kind == "dsql"
                 else servers.IAM_USERS,
             )
-            for spec in specs
+            for row in rows
         }
         passwords = {n: secrets.token_hex(16) for n in ("postgresql", "mysql")}
 
