@@ -22,7 +22,7 @@ from sqlalchemy.pool import NullPool
 
 from sqlalchemy_rds_iam import plugin, scrub
 from sqlalchemy_rds_iam.drivers import DRIVERS
-from sqlalchemy_rds_iam.testing.servers import free_port
+from sqlalchemy_rds_iam.testing.processes import free_port
 
 ASYNC = {name for name, spec in DRIVERS.items() if spec.is_async}
 

@@ -209,7 +209,7 @@ def sign_token(key: TokenKey, credentials: FrozenCredentials, now: float | None 
     return url[len("https://"):]
 
 
-class _Entry:
+class _CachedToken:
     """A cached token, when to stop handing it out, and the access key that signed it.
 
     A plain class for the reasons of :class:`SignedToken`.
@@ -223,7 +223,7 @@ class _Entry:
         self.access_key = access_key
 
     def __repr__(self) -> str:
-        return f"_Entry(refresh_at={self.refresh_at!r}, access_key={self.access_key!r})"
+        return f"_CachedToken(refresh_at={self.refresh_at!r}, access_key={self.access_key!r})"
 
 
 class TokenCache:
@@ -232,7 +232,7 @@ class TokenCache:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         """Seconds since the epoch, as the cache sees it; :meth:`advance` moves it."""
-        self._entries: dict[Hashable, _Entry] = {}
+        self._entries: dict[Hashable, _CachedToken] = {}
         self._locks: dict[Hashable, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         _CACHES.add(self)
@@ -294,7 +294,7 @@ class TokenCache:
                 refresh_at = min(
                     refresh_at, signed.credential_expiry - credential_margin(lifetime)
                 )
-            self._entries[key] = _Entry(signed.token, refresh_at, signed.access_key)
+            self._entries[key] = _CachedToken(signed.token, refresh_at, signed.access_key)
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
                     "signed IAM token for %s (access key %s, %d chars), valid until %s, "

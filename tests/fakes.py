@@ -28,7 +28,7 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -350,7 +350,7 @@ def set_aws_env(monkeypatch: Any, access_key: str = EXAMPLE_ACCESS_KEY,
 
 def closed_port() -> int:
     """A loopback port nothing listens on: a connect there is refused at once."""
-    from sqlalchemy_rds_iam.testing.servers import free_port
+    from sqlalchemy_rds_iam.testing.processes import free_port
 
     return free_port()
 
@@ -422,9 +422,22 @@ WHO = {"postgresql": "SELECT current_user", "mysql": "SELECT SUBSTRING_INDEX(USE
 ASYNC_DRIVERS = frozenset({"asyncpg", "psycopg_async", "aiomysql", "asyncmy"})
 
 
-def login(url: str, tokens: list[str] | None = None, **kw: Any) -> Any:
-    """Log in once (with an async engine for async drivers) and say as whom; the tokens
-    signed are added to ``tokens``."""
+def login(url: str, tokens: list[str] | None = None, *, sql: str | None = None,
+          attach: Mapping[str, Any] | None = None, **kw: Any) -> Any:
+    """Connect once through SQLAlchemy (an async engine for async drivers) and return what
+    ``sql`` selects: by default as whom the session runs; ``sql=""`` only connects.
+
+    ``attach``: options for ``sqlalchemy_rds_iam.attach()`` on the new engine before it
+    connects (for a URL without ``?plugin=rds_iam``). ``kw`` goes to ``create_engine``
+    (``connect_args``...). The tokens signed are added to ``tokens``. Raises what
+    ``create_engine``, ``attach()`` or the connect raise; the engine is disposed of.
+    """
+
+    def prepare(engine: Any) -> None:
+        listener = (sqlalchemy_rds_iam.attach(engine, **attach) if attach is not None
+                    else sqlalchemy_rds_iam.connector(engine))
+        signed_tokens(listener, tokens)
+
     if sa.make_url(url).get_driver_name() in ASYNC_DRIVERS:
         import asyncio
 
@@ -432,18 +445,20 @@ def login(url: str, tokens: list[str] | None = None, **kw: Any) -> Any:
 
         async def run() -> Any:
             engine = create_async_engine(url, poolclass=NullPool, **kw)
-            signed_tokens(sqlalchemy_rds_iam.connector(engine), tokens)
             try:
+                prepare(engine)
                 async with engine.connect() as conn:
-                    return (await conn.execute(sa.text(WHO[engine.dialect.name]))).scalar()
+                    query = WHO[engine.dialect.name] if sql is None else sql
+                    return (await conn.execute(sa.text(query))).scalar() if query else None
             finally:
                 await engine.dispose()
 
         return asyncio.run(run())
     engine = sa.create_engine(url, poolclass=NullPool, **kw)
-    signed_tokens(sqlalchemy_rds_iam.connector(engine), tokens)
     try:
+        prepare(engine)
         with engine.connect() as conn:
-            return conn.execute(sa.text(WHO[engine.dialect.name])).scalar()
+            query = WHO[engine.dialect.name] if sql is None else sql
+            return conn.execute(sa.text(query)).scalar() if query else None
     finally:
         engine.dispose()

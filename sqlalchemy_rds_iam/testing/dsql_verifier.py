@@ -11,36 +11,24 @@ from __future__ import annotations
 
 import datetime as _dt
 import hmac
-import os
+import importlib
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 __all__ = ["MAX_EXPIRES", "DsqlVerdict", "verify_dsql_token"]
 
 
-def _sibling(name: str) -> Any:
-    """``<name>.py`` from this file's directory, loaded by path: the verifier process runs
-    copies in the state dir without the package (``python -I -S``), so never imported."""
-    import importlib.util
-
-    module = sys.modules.get(name)
-    if module is None:
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return module
-
-
 if TYPE_CHECKING:
     from sqlalchemy_rds_iam.testing import sigv4_check
 else:
-    sigv4_check = _sibling("sigv4_check")
+    # In the verifier process, verifier.py loaded sigv4_check.py (its copy, by path) before
+    # it loads this module: that one. Imported from the package (tests): the package's.
+    sigv4_check = sys.modules.get("sigv4_check") or importlib.import_module(
+        f"{__package__}.sigv4_check"
+    )
 
 
 #: DSQL's longest token lifetime, in seconds (one week).

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy_rds_iam.testing import access, launch, pam, servers, wiring
+from sqlalchemy_rds_iam.testing import access, launch, pam, processes, servers, wiring
 from sqlalchemy_rds_iam.testing.errors import EmulatorError, EmulatorNeedsRootError
 from sqlalchemy_rds_iam.testing.extra import require_testing_extra
 from sqlalchemy_rds_iam.testing.identities import make_identities, reconfigure, session_token
@@ -158,7 +158,7 @@ class Emulator:
                 if name in ("verifier", "relay")
                 else launch.SERVER_CLASSES[name].process_names
             )
-            if not servers.process_alive(pid, names):
+            if not processes.process_alive(pid, names):
                 return False
         return all(
             pam.owner_of(pam.PAM_DIR / server["pam_service"]) == str(self.state_dir)
@@ -224,7 +224,7 @@ class Emulator:
 
     def _refuse_foreign(self) -> None:
         """Never clean up an emulator that another version of this package runs here."""
-        alive = [pid for pid in self.state.foreign_pids() if servers.process_alive(pid)]
+        alive = [pid for pid in self.state.foreign_pids() if processes.process_alive(pid)]
         if alive:
             raise EmulatorError(
                 f"an emulator started by another version of sqlalchemy-rds-iam runs in "
@@ -350,7 +350,7 @@ class Emulator:
             others = [
                 p.name
                 for p in (lease_dir.iterdir() if lease_dir.is_dir() else [])
-                if p.name.isdigit() and servers.process_alive(int(p.name))
+                if p.name.isdigit() and processes.process_alive(int(p.name))
             ]
             state = self.state.read() or {}
             if not stop or others or state.get("keep"):

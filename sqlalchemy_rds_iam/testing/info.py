@@ -11,10 +11,14 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from urllib.parse import quote, urlencode
 
 from sqlalchemy_rds_iam.testing.errors import ServerNotRunningError
-from sqlalchemy_rds_iam.testing.topology import Endpoint, seam_json
+from sqlalchemy_rds_iam.testing.topology import (
+    DEFAULT_DRIVERS,
+    Endpoint,
+    seam_json,
+    sqlalchemy_url,
+)
 from sqlalchemy_rds_iam.testing.verifier import token_fingerprint
 
 __all__ = ["EmulatorInfo", "Identity", "ServerInfo", "ServerMap", "Verification"]
@@ -35,14 +39,14 @@ class Identity:
         return f"Identity(name={self.name!r}, access_key_id={self.access_key_id!r})"
 
     @classmethod
-    def parse(cls, spec: str) -> Identity:
+    def parse(cls, text: str) -> Identity:
         """``NAME=ACCESS_KEY_ID:SECRET[:SESSION_TOKEN]`` (``emulator start --identity``)."""
-        name, eq, keys = spec.partition("=")
+        name, eq, keys = text.partition("=")
         parts = keys.split(":", 2)
         if not eq or not name or len(parts) < 2 or not all(parts):
             raise ValueError(
                 "an identity is NAME=ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN], got "
-                f"{name or spec[:20]!r}..."
+                f"{name or text[:20]!r}..."
             )
         return cls(name, parts[0], parts[1], parts[2] if len(parts) == 3 else None)
 
@@ -68,7 +72,6 @@ class Verification:
         return self.reason.partition(":")[0]
 
 
-_DEFAULT_DRIVERS = {"postgresql": "psycopg2", "mysql": "pymysql"}
 # URL query that makes each driver verify the server's certificate chain and name.
 _LIBPQ_TLS = {"sslmode": "verify-full", "sslrootcert": "{ca}"}
 _PASSWORD_TLS: dict[str, dict[str, str]] = {
@@ -117,8 +120,6 @@ class ServerInfo:
         ``driver`` defaults to psycopg2 / pymysql; extra keyword arguments become query
         options and override the defaults (e.g. ``aws_profile="x"``).
         """
-        user = user or self.users[0]
-        driver = driver or _DEFAULT_DRIVERS[self.dialect]
         options: dict[str, str] = {}
         if plugin:
             options = {
@@ -127,11 +128,8 @@ class ServerInfo:
                 "iam_ca_bundle": self.ca_path,
             }
         options.update(query)
-        suffix = "?" + urlencode(options, safe="/") if options else ""
-        return (
-            f"{self.dialect}+{driver}://{quote(user, safe='')}@{self.host}:{self.port}"
-            f"/{self.database}{suffix}"
-        )
+        return sqlalchemy_url(self.dialect, driver, user or self.users[0], self.host, self.port,
+                              self.database, options)
 
     def password_url(self, driver: str | None = None, **query: str) -> str:
         """An SQLAlchemy URL for the password user, without the plugin, over verified TLS.
@@ -144,15 +142,11 @@ class ServerInfo:
             raise ServerNotRunningError(
                 f"{self.name} password login", "only PostgreSQL and MariaDB have a password user"
             )
-        driver = driver or _DEFAULT_DRIVERS[self.dialect]
-        options = dict(_PASSWORD_TLS.get(driver, {}))
-        options = {k: v.format(ca=self.ca_path) for k, v in options.items()}
+        driver = driver or DEFAULT_DRIVERS[self.dialect]
+        options = {k: v.format(ca=self.ca_path) for k, v in _PASSWORD_TLS.get(driver, {}).items()}
         options.update(query)
-        suffix = "?" + urlencode(options, safe="/") if options else ""
-        return (
-            f"{self.dialect}+{driver}://{quote(self.password_user, safe='')}:"
-            f"{quote(self.password, safe='')}@{self.host}:{self.port}/{self.database}{suffix}"
-        )
+        return sqlalchemy_url(self.dialect, driver, self.password_user, self.host, self.port,
+                              self.database, options, password=self.password)
 
     def log_offset(self) -> int:
         """The verifier log's current size: pass it to :meth:`verifications` later."""

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from sqlalchemy_rds_iam.testing import hosts, pam, servers, topology, wiring
+from sqlalchemy_rds_iam.testing import hosts, pam, processes, servers, topology, wiring
 from sqlalchemy_rds_iam.testing.errors import EmulatorError
 from sqlalchemy_rds_iam.testing.identities import make_identities
 from sqlalchemy_rds_iam.testing.info import EmulatorInfo, Identity, ServerInfo
@@ -97,42 +97,42 @@ class Launch:
         running = [n for n, why in names.items() if why is None]
         ports: dict[str, int] = {}
         for name in running:
-            port = servers.free_port()
+            port = processes.free_port()
             while port in ports.values():
-                port = servers.free_port()
+                port = processes.free_port()
             ports[name] = port
-        specs = [e for e in topology.ENDPOINTS if e.server in running]
+        rows = [e for e in topology.ENDPOINTS if e.server in running]
         relay_ports: dict[str, int] = {}
-        for spec in specs:
-            if spec.relayed:
-                port = servers.free_port()
+        for row in rows:
+            if row.relayed:
+                port = processes.free_port()
                 while port in ports.values() or port in relay_ports.values():
-                    port = servers.free_port()
-                relay_ports[spec.key] = port
+                    port = processes.free_port()
+                relay_ports[row.key] = port
         by_store: dict[str, tuple[str, ...]] = {s: () for s in topology.STORES}
-        for spec in specs:
-            by_store[spec.store] += (spec.hostname,)
+        for row in rows:
+            by_store[row.store] += (row.hostname,)
         # The servers' own certificate is the commercial RDS stand-in's (the emulator CA).
         tls = make_tls_files(state_dir / "tls", names=by_store.pop("rds-aws"))
         stand_ins = make_stand_ins(state_dir / "tls", by_store)
         trust_stores = {"rds-aws": str(tls.ca_cert)}
         trust_stores.update({store: str(f.ca_cert) for store, f in stand_ins.items()})
         endpoints = {
-            spec.key: topology.Endpoint(
-                key=spec.key,
-                hostname=spec.hostname,
-                port=relay_ports.get(spec.key, ports[spec.server]),
-                server=spec.server,
-                dialect="mysql" if spec.server == "mysql" else "postgresql",
-                store=spec.store,
-                region=spec.region,
-                kind=spec.kind,
-                database=topology.DSQL_DATABASE if spec.kind == "dsql" else servers.DATABASE,
+            row.key: topology.Endpoint(
+                key=row.key,
+                hostname=row.hostname,
+                port=relay_ports.get(row.key, ports[row.server]),
+                server=row.server,
+                dialect="mysql" if row.server == "mysql" else "postgresql",
+                store=row.store,
+                region=row.region,
+                kind=row.kind,
+                database=topology.DSQL_DATABASE if row.kind == "dsql" else servers.DATABASE,
                 users=(topology.DSQL_ADMIN, *servers.IAM_USERS)
-                if spec.kind == "dsql"
+                if row.kind == "dsql"
                 else servers.IAM_USERS,
             )
-            for spec in specs
+            for row in rows
         }
         passwords = {n: secrets.token_hex(16) for n in ("postgresql", "mysql")}
 
@@ -141,8 +141,8 @@ class Launch:
         services: dict[str, dict[str, Any]] = {}
         for name, server in instances.items():
             log = em.verifier.dir / f"{name}.log"
-            servers.write_file(log, "", "root", 0o644)
-            uid, _ = servers.user_ids(server.user)
+            processes.write_file(log, "", "root", 0o644)
+            uid, _ = processes.user_ids(server.user)
             services[name] = {
                 # What a client may sign for: the name the certificate carries.
                 "endpoints": [f"{HOST}:{ports[name]}", f"127.0.0.1:{ports[name]}"],
@@ -170,8 +170,8 @@ class Launch:
             stack = wiring.pam_stack(module, em.verifier.socket(name))
             if isinstance(server, servers.PgBouncerServer):
                 assert server.pam_dir is not None
-                servers.make_dir(server.pam_dir, "root", 0o755)
-                servers.write_file(server.pam_dir / "pgbouncer", stack, "root", 0o644)
+                processes.make_dir(server.pam_dir, "root", 0o755)
+                processes.write_file(server.pam_dir / "pgbouncer", stack, "root", 0o644)
             else:
                 text = pam.service_text(state_dir, stack)
                 pam.install(em.pam_services[name], text, state_dir, em.backup_dir)
@@ -308,8 +308,8 @@ def restart(layout: Layout, info: EmulatorInfo, name: str) -> None:
     cls = SERVER_CLASSES[name]
     state = layout.state.read() or {}
     pid = state.get("pids", {}).get(name)
-    if pid is not None and servers.process_alive(pid, cls.process_names):
-        servers.terminate(pid, cls.stop_signal)
+    if pid is not None and processes.process_alive(pid, cls.process_names):
+        processes.terminate(pid, cls.stop_signal)
 
     def record(new_pid: int) -> None:
         current = layout.state.read() or state
@@ -334,16 +334,16 @@ def teardown(layout: Layout) -> None:
         else:
             cls = SERVER_CLASSES[name]
             names, sig = cls.process_names, cls.stop_signal
-        if pid is not None and servers.process_alive(pid, names):
-            servers.terminate(pid, sig)
+        if pid is not None and processes.process_alive(pid, names):
+            processes.terminate(pid, sig)
     # A run that crashed before recording its pids: find processes by their paths.
     if layout.state_dir.exists():
-        for pid in servers.processes_under(layout.state_dir, _SERVER_PROCESS_NAMES):
-            servers.terminate(pid, signal.SIGINT if _is_postgres(pid) else signal.SIGTERM)
+        for pid in processes.processes_under(layout.state_dir, _SERVER_PROCESS_NAMES):
+            processes.terminate(pid, signal.SIGINT if _is_postgres(pid) else signal.SIGTERM)
         for script in (layout.verifier.script, wiring.RelayFiles(layout.state_dir).script):
-            for pid in servers.processes_under(layout.state_dir, VERIFIER_NAMES,
+            for pid in processes.processes_under(layout.state_dir, VERIFIER_NAMES,
                                                arg=str(script)):
-                servers.terminate(pid)
+                processes.terminate(pid)
     hosts.remove(layout.state_dir)
     # Every name this state dir may have used (an older version wrote pgbouncer's too).
     for name in {*layout.pam_services.values(), "pgbouncer"}:
@@ -355,4 +355,4 @@ def teardown(layout: Layout) -> None:
 
 
 def _is_postgres(pid: int) -> bool:
-    return servers.process_alive(pid, ("postgres",))
+    return processes.process_alive(pid, ("postgres",))

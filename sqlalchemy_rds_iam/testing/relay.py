@@ -80,17 +80,17 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 class Relay:
     """One listening port: ``protocol``, its certificate, the server behind it."""
 
-    def __init__(self, spec: dict[str, Any]) -> None:
-        self.spec = spec
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = settings
         self.server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.server_ctx.load_cert_chain(spec["cert"], spec["key"])
-        self.backend_ctx = ssl.create_default_context(cafile=spec["backend_ca"])
+        self.server_ctx.load_cert_chain(settings["cert"], settings["key"])
+        self.backend_ctx = ssl.create_default_context(cafile=settings["backend_ca"])
 
     async def _backend(self) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
         loop = asyncio.get_running_loop()
-        await loop.sock_connect(sock, ("127.0.0.1", self.spec["backend_port"]))
+        await loop.sock_connect(sock, ("127.0.0.1", self.settings["backend_port"]))
         return sock
 
     async def handle(self, client: socket.socket) -> None:
@@ -98,9 +98,8 @@ class Relay:
         pair: list[Streams] = []
         try:
             backend = await self._backend()
-            upgrade = await (self._mysql if self.spec["protocol"] == "mysql" else self._postgresql)(
-                client, backend
-            )
+            start_tls = self._mysql if self.settings["protocol"] == "mysql" else self._postgresql
+            upgrade = await start_tls(client, backend)
             # Client side first: the client already sent its ClientHello.
             pair.append(await _streams(client, self.server_ctx if upgrade else None,
                                        server_side=True))
@@ -110,7 +109,7 @@ class Relay:
             await asyncio.gather(_pipe(c_reader, b_writer), _pipe(b_reader, c_writer))
         except (ConnectionError, ssl.SSLError, OSError, asyncio.IncompleteReadError,
                 asyncio.TimeoutError) as exc:
-            print(f"relay {self.spec['port']}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(f"relay {self.settings['port']}: {type(exc).__name__}: {exc}", file=sys.stderr)
         finally:
             for _, writer in pair:
                 writer.close()
@@ -159,13 +158,13 @@ async def _accept(listener: socket.socket, relay: Relay, tasks: set[asyncio.Task
 
 
 async def serve(config: dict[str, Any]) -> None:
-    relays = [Relay(spec) for spec in config["listeners"]]
+    relays = [Relay(settings) for settings in config["listeners"]]
     tasks: set[asyncio.Task[None]] = set()
     listeners = []
     for relay in relays:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", relay.spec["port"]))
+        listener.bind(("127.0.0.1", relay.settings["port"]))
         listener.listen(128)
         listener.setblocking(False)
         listeners.append(listener)

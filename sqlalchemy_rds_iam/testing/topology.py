@@ -13,16 +13,54 @@ certificate.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-__all__ = ["DSQL_ADMIN", "DSQL_DATABASE", "ENDPOINTS", "STORES", "Endpoint", "EndpointSpec"]
+__all__ = [
+    "DEFAULT_DRIVERS",
+    "DSQL_ADMIN",
+    "DSQL_DATABASE",
+    "ENDPOINTS",
+    "STORES",
+    "Endpoint",
+    "EndpointSpec",
+    "sqlalchemy_url",
+]
 
 #: Trust-store names (as in ``sqlalchemy_rds_iam.cabundle.TRUST_STORES``) with a stand-in CA.
 STORES = ("rds-aws", "rds-aws-us-gov", "rds-aws-cn", "amazon-roots")
 DSQL_DATABASE = "postgres"
 DSQL_ADMIN = "admin"
+#: The driver of a URL that names none: psycopg2 for PostgreSQL, PyMySQL for MySQL.
+DEFAULT_DRIVERS = {"postgresql": "psycopg2", "mysql": "pymysql"}
+
+
+def sqlalchemy_url(
+    dialect: str,
+    driver: str | None,
+    user: str,
+    host: str,
+    port: int,
+    database: str,
+    query: Mapping[str, str],
+    password: str | None = None,
+) -> str:
+    """``dialect+driver://user[:password]@host:port/database[?query]``: every emulator URL.
+
+    ``driver`` None: the dialect's :data:`DEFAULT_DRIVERS` entry. User and password are
+    percent-encoded whole; query values keep their ``/`` (CA paths stay readable); no query,
+    no ``?``.
+    """
+    userinfo = quote(user, safe="")
+    if password is not None:
+        userinfo += ":" + quote(password, safe="")
+    suffix = "?" + urlencode(query, safe="/") if query else ""
+    return (
+        f"{dialect}+{driver or DEFAULT_DRIVERS[dialect]}://{userinfo}@{host}:{port}"
+        f"/{database}{suffix}"
+    )
 
 
 @dataclass(frozen=True)
@@ -91,13 +129,8 @@ class Endpoint:
 
     def url(self, user: str | None = None, driver: str | None = None, **query: str) -> str:
         """A URL with the plugin and no TLS or region option: the defaults must do."""
-        user = user or self.users[0]
-        driver = driver or ("pymysql" if self.dialect == "mysql" else "psycopg2")
-        options = {"plugin": "rds_iam", **query}
-        return (
-            f"{self.dialect}+{driver}://{quote(user, safe='')}@{self.hostname}:{self.port}"
-            f"/{self.database}?{urlencode(options, safe='/')}"
-        )
+        return sqlalchemy_url(self.dialect, driver, user or self.users[0], self.hostname,
+                              self.port, self.database, {"plugin": "rds_iam", **query})
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Endpoint:

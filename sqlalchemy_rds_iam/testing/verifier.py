@@ -60,19 +60,26 @@ __all__ = [
 ]
 
 
-def _sibling(name: str) -> Any:
-    """``<name>.py`` from this file's directory, loaded by path: the verifier process runs
-    copies in the state dir without the package (``python -I -S``), so never imported."""
+def _load_by_path(name: str, path: str) -> Any:
+    """Run the module file ``path`` as top-level module ``name`` (in ``sys.modules`` first:
+    dataclasses look their module up). The verifier process runs copies in the state dir
+    without the package (``python -I -S``), so it cannot import its siblings."""
     import importlib.util
 
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def _sibling(name: str) -> Any:
+    """``<name>.py`` from this file's directory, loaded by path once per process."""
     module = sys.modules.get(name)
     if module is None:
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
+        here = os.path.dirname(os.path.abspath(__file__))
+        module = _load_by_path(name, os.path.join(here, f"{name}.py"))
     return module
 
 
@@ -515,15 +522,7 @@ class VerifierService:
         """``dsql_verifier.py`` (its copy in the state dir), loaded at the first DSQL login."""
         module = getattr(self, "_dsql_module", None)
         if module is None:
-            import importlib.util
-
-            spec = importlib.util.spec_from_file_location(
-                "dsql_verifier", self._config["dsql_verifier"]
-            )
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            sys.modules["dsql_verifier"] = module  # dataclasses look the module up
-            spec.loader.exec_module(module)
+            module = _load_by_path("dsql_verifier", self._config["dsql_verifier"])
             self._dsql_module = module
         return module
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy_rds_iam.testing import servers
+from sqlalchemy_rds_iam.testing import processes, servers
 from sqlalchemy_rds_iam.testing.errors import EmulatorError, ServerBinariesMissingError
 from sqlalchemy_rds_iam.testing.info import Identity
 
@@ -162,8 +162,8 @@ def start_verifier(files: VerifierFiles, *, timeout: float = 20) -> int:
     # -I -S: isolated (no PYTHON* variables, no user site) and no site import: the
     # verifier is standard library only.
     argv = [sys.executable, "-I", "-S", str(files.script), "--config", str(files.config)]
-    pid = servers.spawn_detached(None, argv, cwd=files.dir, log=files.log)
-    servers.wait_until(
+    pid = processes.spawn_detached(None, argv, cwd=files.dir, log=files.log)
+    processes.wait_until(
         files.ready.exists, what="the verifier", pid=pid, log=files.log, timeout=timeout
     )
     return pid
@@ -195,7 +195,7 @@ def start_relay(
     config = {"ready_file": str(files.ready), "listeners": listeners}
     files.config.write_text(json.dumps(config, indent=2), encoding="utf-8")
     argv = [sys.executable, "-I", "-S", str(files.script), "--config", str(files.config)]
-    pid = servers.spawn_detached(None, argv, cwd=files.dir, log=files.log)
-    servers.wait_until(files.ready.exists, what="the TLS relay", pid=pid, log=files.log,
+    pid = processes.spawn_detached(None, argv, cwd=files.dir, log=files.log)
+    processes.wait_until(files.ready.exists, what="the TLS relay", pid=pid, log=files.log,
                        timeout=timeout)
     return pid

@@ -13,7 +13,6 @@ service file, do write the secrets.
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy_rds_iam import InsecureConnectionError
 from sqlalchemy_rds_iam import tls as tls_module
 from sqlalchemy_rds_iam.drivers import DRIVERS
+from tests.fakes import login
 
 if TYPE_CHECKING:
     from sqlalchemy_rds_iam.testing.info import EmulatorInfo, ServerInfo
@@ -69,32 +69,15 @@ def url_for(server: ServerInfo, driver: str, **query: str) -> str:
     return server.url(driver=driver, plugin=True, **query)
 
 
-def select_one(driver: str, url: str, connect_args: dict[str, Any] | None = None) -> None:
-    kwargs: dict[str, Any] = {"poolclass": NullPool, "connect_args": connect_args or {}}
-    if DRIVERS[driver].is_async:
-        async def run() -> None:
-            engine = create_async_engine(url, **kwargs)
-            try:
-                async with engine.connect() as conn:
-                    assert (await conn.execute(sa.text("SELECT 1"))).scalar() == 1
-            finally:
-                await engine.dispose()
-
-        asyncio.run(run())
-    else:
-        engine = sa.create_engine(url, **kwargs)
-        try:
-            with engine.connect() as conn:
-                assert conn.execute(sa.text("SELECT 1")).scalar() == 1
-        finally:
-            engine.dispose()
+def select_one(url: str, connect_args: dict[str, Any] | None = None) -> None:
+    assert login(url, sql="SELECT 1", connect_args=connect_args or {}) == 1
 
 
 @pytest.mark.usefixtures("rds_iam_aws_env")
 @pytest.mark.parametrize("driver", PG + MY)
 def test_no_key_log_with_sslkeylogfile_exported(rds_iam_emulator: EmulatorInfo, driver: str,
                                                 keylog: Path) -> None:
-    select_one(driver, url_for(server_for(rds_iam_emulator, driver), driver))
+    select_one(url_for(server_for(rds_iam_emulator, driver), driver))
     assert not keylog.exists() or keylog.stat().st_size == 0, keylog.read_bytes()[:200]
 
 
@@ -106,7 +89,7 @@ def test_no_key_log_with_sslkeylogfile_exported(rds_iam_emulator: EmulatorInfo, 
 ])
 def test_no_key_log_from_the_other_tls_spellings(rds_iam_emulator: EmulatorInfo, driver: str,
                                                  query: dict[str, str], keylog: Path) -> None:
-    select_one(driver, url_for(server_for(rds_iam_emulator, driver), driver, **query))
+    select_one(url_for(server_for(rds_iam_emulator, driver), driver, **query))
     assert secrets_in(keylog) == 0
 
 
@@ -114,7 +97,7 @@ def test_no_key_log_from_the_other_tls_spellings(rds_iam_emulator: EmulatorInfo,
 def test_pymysql_keywords_from_connect_args_log_nothing(rds_iam_emulator: EmulatorInfo,
                                                         keylog: Path) -> None:
     server = rds_iam_emulator.mysql
-    select_one("pymysql", url_for(server, "pymysql"),
+    select_one(url_for(server, "pymysql"),
                {"ssl_ca": rds_iam_emulator.ca_path, "ssl_verify_identity": True})
     assert secrets_in(keylog) == 0
 
@@ -218,5 +201,5 @@ def test_a_service_file_cannot_turn_the_key_log_on(rds_iam_emulator: EmulatorInf
                                                    evil_service: Path) -> None:
     if not _libpq18():
         pytest.skip("psycopg's libpq is older than 18: no sslkeylogfile to follow")
-    select_one(driver, url_for(rds_iam_emulator.postgresql, driver))
+    select_one(url_for(rds_iam_emulator.postgresql, driver))
     assert secrets_in(evil_service) == 0

@@ -33,7 +33,7 @@ from sqlalchemy.pool import NullPool
 import sqlalchemy_rds_iam
 from sqlalchemy_rds_iam import InsecureConnectionError
 from sqlalchemy_rds_iam.drivers import CHECKED, DRIVERS, HARMLESS, OURS, PLACED
-from tests.fakes import Pki, RecordingServer, driver_arguments, make_pki, set_aws_env
+from tests.fakes import Pki, RecordingServer, driver_arguments, login, make_pki, set_aws_env
 
 if TYPE_CHECKING:
     from sqlalchemy_rds_iam.testing.info import EmulatorInfo, ServerInfo
@@ -264,26 +264,6 @@ def local_url(driver: str, port: int, ca: str, query: str = "") -> str:
             f"&aws_region=us-east-1&iam_ca_bundle={ca}{extra}" + (f"&{query}" if query else ""))
 
 
-def one_connect(driver: str, url: str, connect_args: dict[str, Any]) -> None:
-    if DRIVERS[driver].is_async:
-        async def run() -> None:
-            engine = create_async_engine(url, poolclass=NullPool, connect_args=connect_args)
-            try:
-                async with engine.connect():
-                    pass
-            finally:
-                await engine.dispose()
-
-        asyncio.run(run())
-    else:
-        engine = sa.create_engine(url, poolclass=NullPool, connect_args=connect_args)
-        try:
-            with engine.connect():
-                pass
-        finally:
-            engine.dispose()
-
-
 _URL_FOLDED = frozenset({"ssl_ca", "ssl_key", "ssl_cert", "ssl_capath", "ssl_cipher",
                          "ssl_check_hostname"})
 KEYS = st.text(string.ascii_lowercase + string.digits + "_", min_size=1, max_size=24)
@@ -310,8 +290,8 @@ def test_unknown_keys_are_refused_before_any_byte_leaves(
     text = str(value) or "x"  # SQLAlchemy drops a query key whose value is empty
     query = f"{key}={urllib.parse.quote(text, safe='')}" if in_url else ""
     with pytest.raises(InsecureConnectionError, match=f"'{key}' is not a {driver} argument"):
-        one_connect(driver, local_url(driver, server.port, str(pki.ca), query),
-                    {} if in_url else {key: value})
+        login(local_url(driver, server.port, str(pki.ca), query), sql="",
+              connect_args={} if in_url else {key: value})
     assert server.connections == before and server.take() == b""
 
 
@@ -324,8 +304,8 @@ def test_control_the_recording_server_sees_a_token(
     server = valid[DRIVERS[driver].family]
     server.take()
     with contextlib.suppress(Exception):  # the fake server refuses every login
-        one_connect(driver, local_url(driver, server.port, str(pki.ca)),
-                    {"timeout" if driver in ("pg8000", "asyncpg") else "connect_timeout": 10})
+        login(local_url(driver, server.port, str(pki.ca)), sql="", connect_args={
+            "timeout" if driver in ("pg8000", "asyncpg") else "connect_timeout": 10})
     assert server.got_token()
 
 

@@ -14,7 +14,6 @@ there, so the harness would see a leak.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Iterator
 from typing import Any
@@ -22,12 +21,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 import sqlalchemy_rds_iam
 from sqlalchemy_rds_iam import InsecureConnectionError
 from sqlalchemy_rds_iam.drivers import DRIVERS
-from tests.fakes import Pki, RecordingServer, make_pki, set_aws_env
+from tests.fakes import Pki, RecordingServer, login, make_pki, set_aws_env
 
 PG = ["psycopg2", "psycopg", "psycopg_async", "pg8000", "asyncpg"]
 MY = ["pymysql", "mysqldb", "mysqlconnector", "aiomysql", "asyncmy"]
@@ -76,31 +74,10 @@ def url_for(driver: str, port: int, ca: str, query: str = "", plugin: bool = Tru
 def connect(driver: str, url: str, connect_args: dict[str, Any] | None = None,
             attach: bool = False, ca: str = "") -> None:
     """One connect through SQLAlchemy (raises what it raises)."""
-    kwargs: dict[str, Any] = {"poolclass": NullPool, "connect_args": connect_args or {}}
     options = {"aws_region": "us-east-1", "iam_ca_bundle": ca}
     if driver == "mysqldb":
         options["iam_host"] = "localhost"
-    if DRIVERS[driver].is_async:
-        async def run() -> None:
-            engine = create_async_engine(url, **kwargs)
-            try:
-                if attach:
-                    sqlalchemy_rds_iam.attach(engine, **options)  # type: ignore[arg-type]
-                async with engine.connect():
-                    pass
-            finally:
-                await engine.dispose()
-
-        asyncio.run(run())
-    else:
-        engine = sa.create_engine(url, **kwargs)
-        try:
-            if attach:
-                sqlalchemy_rds_iam.attach(engine, **options)  # type: ignore[arg-type]
-            with engine.connect():
-                pass
-        finally:
-            engine.dispose()
+    login(url, sql="", attach=options if attach else None, connect_args=connect_args or {})
 
 
 def moves(driver: str, elsewhere: int) -> list[tuple[str, dict[str, Any], str]]:

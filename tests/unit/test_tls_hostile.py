@@ -11,7 +11,6 @@ accept must get its token there, or the harness would be blind to it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ssl
 from collections.abc import Iterator
@@ -22,13 +21,20 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 import sqlalchemy_rds_iam
 from sqlalchemy_rds_iam import InsecureConnectionError
 from sqlalchemy_rds_iam.drivers import DRIVERS
-from tests.fakes import KINDS, Pki, RecordingServer, hostile_servers, make_pki, set_aws_env
+from tests.fakes import (
+    KINDS,
+    Pki,
+    RecordingServer,
+    hostile_servers,
+    login,
+    make_pki,
+    set_aws_env,
+)
 
 PG = ["psycopg2", "psycopg", "psycopg_async", "pg8000", "asyncpg"]
 MY = ["pymysql", "mysqldb", "mysqlconnector", "aiomysql", "asyncmy"]
@@ -89,62 +95,26 @@ def _url(driver: str, port: int, query: str, ca: str, how: str) -> str:
     return base + ("?" + "&".join(params) if params else "")
 
 
-def _connect(driver: str, url: str, connect_args: dict[str, Any], how: str, ca: str) -> None:
-    """One connect through SQLAlchemy; raises what it raises."""
-    kwargs: dict[str, Any] = {"poolclass": NullPool, "connect_args": connect_args}
-    attach = {"aws_region": "us-east-1", "iam_ca_bundle": ca, "iam_connect_retries": 0}
-    if DRIVERS[driver].is_async:
-        async def run() -> None:
-            engine = create_async_engine(url, **kwargs)
-            try:
-                if how == "attach":
-                    _step("attach", lambda: sqlalchemy_rds_iam.attach(engine, **attach))
-                async with engine.connect():
-                    pass
-            finally:
-                await engine.dispose()
-
-        asyncio.run(run())
-    else:
-        engine = sa.create_engine(url, **kwargs)
-        try:
-            if how == "attach":
-                _step("attach", lambda: sqlalchemy_rds_iam.attach(engine, **attach))
-            with engine.connect():
-                pass
-        finally:
-            engine.dispose()
-
-
 class _Refused(Exception):
     def __init__(self, where: str) -> None:
         super().__init__(where)
         self.where = where
 
 
-def _step(where: str, action: Any) -> Any:
-    try:
-        return action()
-    except InsecureConnectionError as exc:
-        raise _Refused(where) from exc
-
-
 def attempt(servers: dict[str, RecordingServer], driver: str, query: str,
             connect_args: dict[str, Any], ca: str, how: str = "url") -> Outcome:
     outcome = Outcome()
     args = _fill(connect_args, ca)
+    attach = {"aws_region": "us-east-1", "iam_ca_bundle": ca, "iam_connect_retries": 0}
     for kind in KINDS:
         server = servers[kind]
         server.take()
         url = _url(driver, server.port, query, ca, how)
         try:
             try:
-                _connect(driver, url, args, how, ca)
-            except _Refused:
-                raise
+                login(url, sql="", attach=attach if how == "attach" else None, connect_args=args)
             except InsecureConnectionError as exc:
-                where = "create_engine" if "create" in _origin(exc) else "connect"
-                raise _Refused(where) from exc
+                raise _Refused(_origin(exc)) from exc
             except sa.exc.DBAPIError as exc:
                 if isinstance(exc.orig, InsecureConnectionError):
                     raise _Refused("connect") from exc
@@ -162,12 +132,15 @@ def attempt(servers: dict[str, RecordingServer], driver: str, query: str,
 
 
 def _origin(exc: BaseException) -> str:
+    """Where the refusal was raised: ``attach``, ``create_engine`` (the plugin) or ``connect``."""
     tb = exc.__traceback__
     names = []
     while tb is not None:
         names.append(tb.tb_frame.f_code.co_name)
         tb = tb.tb_next
-    return "create" if "engine_created" in names else "connect"
+    if "attach" in names:
+        return "attach"
+    return "create_engine" if "engine_created" in names else "connect"
 
 
 # -- the catalogue ----------------------------------------------------------------------------
