@@ -134,15 +134,15 @@ class _State:
 
     __slots__ = ("absent", "entries", "keys", "last")
 
-    def __init__(self, keys: tuple[str, ...], entries: dict[object, _Entry],
-                 last: _Entry | None) -> None:
+    def __init__(self, keys: tuple[str, ...], entries: dict[object, _Verdict],
+                 last: _Verdict | None) -> None:
         self.keys = keys
         self.absent = (_ABSENT,) * len(keys)
         self.entries = entries
         self.last = last
 
 
-class _Entry:
+class _Verdict:
     """One memoized classification: its raw values (for the identity fast path), the key set,
     the ``SSLContext`` attributes it depended on, the result and until when it may be reused."""
 
@@ -196,7 +196,7 @@ class MemoizedClassify:
             return last.transport
         if last is not None and last.holds_for(values, keys, now):
             return last.transport
-        snapshot = _snapshot(values, frozenset(keys))
+        snapshot = _hashable_values(values, frozenset(keys))
         hit = state.entries.get(snapshot) if snapshot is not None else None
         if hit is not None and now < hit.until:
             with self._lock:
@@ -222,19 +222,20 @@ class MemoizedClassify:
                 keys, entries = tuple(sorted(set(keys) | recorder.read)), {}
             values = tuple(cparams.get(key, _ABSENT) for key in keys)
             keyset = frozenset(cparams)
-            snapshot = _snapshot(values, keyset)
+            snapshot = _hashable_values(values, keyset)
             if snapshot is None:
                 self._state = _State(keys, entries, None)
                 return transport
             if len(entries) >= MAX_ENTRIES:
                 entries = {}
-            entry = _Entry(values, keyset, transport, self.clock() + self.recheck_seconds)
+            entry = _Verdict(values, keyset, transport, self.clock() + self.recheck_seconds)
             entries[snapshot] = entry
             self._state = _State(keys, entries, entry)
         return transport
 
 
-def _snapshot(values: tuple[object, ...], keyset: frozenset[str]) -> tuple[object, ...] | None:
+def _hashable_values(values: tuple[object, ...],
+                     keyset: frozenset[str]) -> tuple[object, ...] | None:
     """``values`` frozen with their exact types, and the key set; ``None`` if a value cannot
     be trusted."""
     kinds = tuple(map(type, values))

@@ -28,7 +28,7 @@ from .base import FrozenCredentials, configured_region, credentials_error
 __all__ = ["AssumeRoleSource", "BotocoreSource", "CallableSource", "ProviderResult"]
 
 
-def _snapshot(credentials: Any) -> FrozenCredentials:
+def _frozen(credentials: Any) -> FrozenCredentials:
     """A consistent (frozen) copy of a botocore credential object, with its expiry."""
     snapshot = credentials.get_frozen_credentials()
     expiry_time = getattr(credentials, "_expiry_time", None)
@@ -120,7 +120,7 @@ class BotocoreSource:
         credentials = self.botocore_credentials()
         try:
             with scrubbed_logs():  # a refresh is a network call botocore logs at DEBUG
-                return _snapshot(credentials)
+                return _frozen(credentials)
         except Exception as exc:  # a refresh that failed (expired SSO, IMDS down, ...)
             raise credentials_error(self.describe(), exc) from exc
 
@@ -249,7 +249,7 @@ class AssumeRoleSource:
         credentials = self._resolve()
         try:
             with scrubbed_logs():  # botocore logs the STS response (the role's secrets)
-                return _snapshot(credentials)
+                return _frozen(credentials)
         except CredentialsError:
             raise
         except Exception as exc:  # STS AccessDenied, an unreachable endpoint, ...
@@ -340,7 +340,7 @@ class CallableSource:
     def frozen(self) -> FrozenCredentials:
         if self._refreshable is not None:
             try:
-                snapshot = _snapshot(self._refreshable)
+                snapshot = _frozen(self._refreshable)
             except CredentialsError:
                 raise
             except Exception as exc:
