@@ -44,7 +44,7 @@ class Served(Protocol):
     """What the hooks need of an engine's IAM listener (``plugin.IamConnector``)."""
 
     source: Any
-    spec: Any
+    target: Any
 
     def forget(self) -> None: ...
 
@@ -154,7 +154,7 @@ def warm(connector: Served) -> None:
     from .credentials import container
 
     container.warm()  # a SnapStart restore gets its credentials from the container endpoint
-    if getattr(connector.spec, "is_async", False):
+    if getattr(connector.target.spec, "is_async", False):
         from sqlalchemy.util.concurrency import in_greenlet
 
         in_greenlet()  # imports greenlet: the async path checks it on every cache miss
