@@ -1,5 +1,6 @@
-"""SQLAlchemy glue, first on the connect path: the ``rds_iam`` plugin, ``attach()``, the listener.
+"""SQLAlchemy glue: the ``rds_iam`` engine plugin, ``attach()``, and the ``do_connect`` listener.
 
+The connect path (docs/architecture.md) starts here, below the package's public names.
 :class:`RdsIamPlugin` (with its parsed options) and :func:`attach` read the engine's connect
 arguments once (:func:`connect_arguments`) and install an :class:`IamConnector`: it resolves
 the engine's :class:`~sqlalchemy_rds_iam.target.Target` and credential source and checks
@@ -9,7 +10,7 @@ refusal policy (``refusals``); each attempt has the target check the final argum
 password and makes the connection itself, returning it to SQLAlchemy. So what was checked
 is exactly what the driver receives: a ``do_connect`` listener registered after ours never
 runs, one registered before ours runs first and is checked. Nothing is frozen into the URL,
-``connect_args`` or a pool ``creator``. The whole walk: docs/architecture.md.
+``connect_args`` or a pool ``creator``.
 """
 
 from __future__ import annotations

@@ -1,21 +1,22 @@
 """A login the server refused: recognising it, trying again where that may pass, saying so.
 
-Second on the connect path (docs/architecture.md): the listener (``plugin``) hands each login
-to :meth:`Refusals.login`, which makes the attempt and decides what a refusal means. A
-refused IAM login reaches the user as the driver's own words (``PAM authentication failed``,
-MySQL 1045). We do not wrap it: we recognise it by SQLSTATE / error code
-(:func:`login_refused`), try again only where another attempt may pass
-(:func:`worth_retrying`: a cached token is replaced once by a freshly signed one, a fresh one
-is retried with backoff for the IAM throttle; a TLS, configuration or access-rule failure
-never), and add a PEP 678 note saying what the token was signed for and which ``doctor``
-command checks it (:meth:`Refusals.doctor_command`).
+On the connect path (docs/architecture.md) right below the listener (``plugin``), which
+hands it each login (:meth:`Refusals.login`), and above the target each attempt is checked
+against. A refused IAM login reaches the user as the driver's own words (``PAM
+authentication failed``, MySQL 1045). We do not wrap it: we recognise it by SQLSTATE / error
+code (:func:`login_refused`) and try again only where another attempt may pass
+(:func:`worth_retrying`): a cached token is replaced once by a freshly signed one, and a
+refused fresh token is retried with backoff (``backoff``: the IAM throttle); a TLS, network,
+configuration or access-rule failure never is. A refusal that surfaces gets a PEP 678 note
+saying what the token was signed for and which ``doctor`` command checks it
+(:meth:`Refusals.doctor_command`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from .backoff import RetryPolicy, pause, retrying
 from .errors import RdsIamError
@@ -97,25 +98,30 @@ def carry_notes(original: BaseException | None, wrapper: BaseException | None) -
                 add_note(wrapper, note)
 
 
-class Signed(NamedTuple):
-    """What a refused token was signed in and with, for the note (never the token itself)."""
+class Signed:
+    """What a refused token was signed in and with, for the note (never the token itself).
 
-    region: str
-    access_key: str
-    age: str
-    credentials: str
-    """Where the credentials came from (``CredentialSource.describe()``)."""
+    A plain class: built only for a refusal, and cheaper to define at import than a named tuple.
+    """
+
+    __slots__ = ("access_key", "age", "credentials", "region")
+
+    def __init__(self, region: str, access_key: str, age: str, credentials: str) -> None:
+        self.region, self.access_key, self.age = region, access_key, age
+        self.credentials = credentials
+        """Where the credentials came from (``CredentialSource.describe()``)."""
 
 
-class Listener(Protocol):
-    """What :meth:`Refusals.login` asks of the engine's listener (``plugin.IamConnector``)."""
+if TYPE_CHECKING:
+    class Listener(Protocol):
+        """What :meth:`Refusals.login` asks of the engine's listener (``plugin.IamConnector``)."""
 
-    def key(self) -> object: ...
+        def key(self) -> object: ...
 
-    def refused(self) -> None:
-        """Drop the refused token (and a global writer's region: the primary may have moved)."""
+        def refused(self) -> None:
+            """Drop the refused token (and a global writer's region: the primary may move)."""
 
-    def signed(self) -> Signed: ...
+        def signed(self) -> Signed: ...
 
 
 class Refusals:

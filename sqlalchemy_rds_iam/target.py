@@ -1,14 +1,15 @@
 """What one engine connects to, resolved once: :class:`Target` and :func:`resolve_target`.
 
-Third on the connect path (docs/architecture.md), below the listener (``plugin``) and its
-refusal policy (``refusals``): the user, the host and port a token is signed for, the region
-(unless only the AWS configuration knows it), the endpoint, the trust store, the TLS mode,
-the driver row and the kind of token are decided here, once, and read from the
-:class:`Target` by the plugin, the CLI and every ``doctor`` step (cloud-sql's
-``ConnectionInfo``). Every check that can fail without the network runs here, at
-``create_engine``/``attach``; for each connection, :meth:`Target.check` makes the driver's
-final arguments dial this target over verified TLS, and :meth:`Target.key` is the
-:class:`~sqlalchemy_rds_iam.tokens.TokenKey` its tokens are cached and signed under.
+On the connect path (docs/architecture.md) below the listener (``plugin``) and its refusal
+policy (``refusals``), above tokens, credentials, options and the driver rows. The user, the
+host and port a token is signed for, the region (unless only the AWS configuration knows
+it), the endpoint, the trust store, the TLS mode, the driver row and the kind of token are
+decided here, once, and read from the :class:`Target` by the plugin, the CLI and every
+``doctor`` step (cloud-sql's ``ConnectionInfo``). Every check that can fail without the
+network runs here, at ``create_engine``/``attach``; for each connection,
+:meth:`Target.check` makes the driver's final arguments dial this target over verified TLS,
+and :meth:`Target.key` is the :class:`~sqlalchemy_rds_iam.tokens.TokenKey` its tokens are
+cached and signed under.
 """
 
 from __future__ import annotations
