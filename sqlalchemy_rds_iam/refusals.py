@@ -147,37 +147,38 @@ class Refusals:
         surfaces gets a note (and a WARNING log line): what the token was signed for, how
         many attempts were made and which ``doctor`` command checks it.
         """
-        attempts = 0
-
-        def counted(token: str | None = None) -> T:
-            nonlocal attempts
-            attempts += 1
-            return attempt(token)
-
-        def announce(number: int, delay: float) -> None:
-            logger.info(
-                "IAM login for %s refused with a fresh token (the IAM throttle, or a token the "
-                "server rejects): attempt %d of at most %d in %.2f s", listener.key(), number,
-                self.retry.retries + 1, delay,
-            )
-
+        fresh: list[None] = []  # one item per attempt with a freshly signed token
         try:
-            if cached is not None:
+            if cached is not None:  # the warm path: one attempt, no closure built
                 try:
-                    return counted(cached)
+                    return attempt(cached)
                 except Exception as exc:
                     if not self.may_pass(exc):
                         raise
                     logger.info("login with a cached IAM token refused for %s; signing a fresh "
                                 "one", listener.key())
                     listener.refused()
-            return retrying(self.retry, counted, self.may_pass,
-                            lambda delay: pause(delay, self.target.spec.is_async), announce)
+
+            def attempt_fresh() -> T:
+                fresh.append(None)
+                return attempt(None)
+
+            return retrying(self.retry, attempt_fresh, self.may_pass,
+                            lambda delay: pause(delay, self.target.spec.is_async),
+                            lambda number, delay: self._announce(listener, number, delay))
         except Exception as exc:
             if login_refused(exc, self.target.spec.family):
-                self.explain(exc, listener.signed(), attempts=attempts, cached=cached is not None)
+                self.explain(exc, listener.signed(), attempts=len(fresh) + (cached is not None),
+                             cached=cached is not None)
                 listener.refused()
             raise
+
+    def _announce(self, listener: Listener, number: int, delay: float) -> None:
+        logger.info(
+            "IAM login for %s refused with a fresh token (the IAM throttle, or a token the "
+            "server rejects): attempt %d of at most %d in %.2f s", listener.key(), number,
+            self.retry.retries + 1, delay,
+        )
 
     def explain(self, exc: BaseException, signed: Signed, *, attempts: int, cached: bool) -> None:
         """Add the note to ``exc`` (and log it once as a WARNING)."""
