@@ -24,9 +24,6 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from .errors import RdsIamError
-from .refusals import login_refused
-
 T = TypeVar("T")
 
 __all__ = [
@@ -39,7 +36,6 @@ __all__ = [
     "RetryPolicy",
     "pause",
     "retrying",
-    "worth_retrying",
 ]
 
 #: Retries after the first refused fresh-token login (``iam_connect_retries``).
@@ -112,25 +108,6 @@ class RetryPolicy:
             if remaining <= 0:
                 return
             yield min(remaining, self.random() * self.bound(retry))
-
-
-#: Refusals a retry cannot turn around, whatever their SQLSTATE: the server's access rules
-#: (``pg_hba.conf``) reject this client, host or TLS setting before any token is checked.
-_FINAL_PHRASES = ("pg_hba.conf", "SSL off", "no encryption")
-
-
-def worth_retrying(exc: BaseException, family: str) -> bool:
-    """Whether ``exc`` from a connect may be the IAM throttle: a refused login, nothing else.
-
-    Never our own errors (configuration, credentials, TLS refused before connecting), nor a
-    TLS failure, nor a refusal by the server's access rules: those fail the same way again.
-    """
-    if isinstance(exc, (RdsIamError, OSError)):
-        return False  # ssl.SSLError and a refused TCP connection are OSErrors
-    if not login_refused(exc, family):
-        return False
-    text = str(exc)
-    return not any(phrase in text for phrase in _FINAL_PHRASES)
 
 
 def pause(delay: float, is_async: bool) -> None:

@@ -135,7 +135,7 @@ def _psql(args: argparse.Namespace) -> int:
         parameters["dbname"] = url.database
     # The URL's TLS words, if any, then the plugin's defaults: checked as create_engine does.
     parameters.update({k: url.query[k] for k in ("sslmode", "sslrootcert") if k in url.query})
-    connector._prepare(parameters)  # raises InsecureConnectionError for sslmode=require ...
+    target.check(parameters)  # raises InsecureConnectionError for sslmode=require ...
     keys = ("host", "port", "user", "dbname", "sslmode", "sslrootcert", "gssencmode")
     command = psql_command({k: str(parameters[k]) for k in keys if k in parameters},
                            args.client_args)

@@ -1,11 +1,15 @@
 """SQLAlchemy glue: the ``rds_iam`` engine plugin, ``attach()``, and the ``do_connect`` listener.
 
-The listener runs for every new physical connection: it fills TLS defaults, classifies the
-final arguments (verified TLS over TCP, or :class:`InsecureConnectionError`), sets a
-currently valid token as the password and makes the connection itself, returning it to
-SQLAlchemy. So what was checked is exactly what the driver receives: a ``do_connect``
-listener registered after ours never runs, one registered before ours (``insert=True``,
-or added before the plugin) runs first and is checked. Nothing is frozen into the URL,
+The connect path (docs/architecture.md) starts here, below the package's public names.
+:class:`RdsIamPlugin` (with its parsed options) and :func:`attach` read the engine's connect
+arguments once (:func:`connect_arguments`) and install an :class:`IamConnector`: it resolves
+the engine's :class:`~sqlalchemy_rds_iam.target.Target` and credential source and checks
+those arguments at once. For every new physical connection it hands the login to its
+refusal policy (``refusals``); each attempt has the target check the final arguments
+(verified TLS over TCP, or :class:`InsecureConnectionError`), sets a valid token as the
+password and makes the connection itself, returning it to SQLAlchemy. So what was checked
+is exactly what the driver receives: a ``do_connect`` listener registered after ours never
+runs, one registered before ours runs first and is checked. Nothing is frozen into the URL,
 ``connect_args`` or a pool ``creator``.
 """
 
@@ -21,10 +25,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, CreateEnginePlugin, Dialect, Engine
 
 from . import snapshot
-from .backoff import RetryPolicy, pause, retrying, worth_retrying
 from .credentials import CredentialSource, source_for
-from .drivers import DriverSpec, place
-from .errors import ConfigurationError, InsecureConnectionError, RegionError
+from .credentials.base import region_for
+from .errors import ConfigurationError
 from .missing import require_driver
 from .options import (
     KEYWORD_ONLY_NAMES,
@@ -34,12 +37,10 @@ from .options import (
     parse_options,
     unknown_options_error,
 )
-from .refusals import add_note, login_refused
-from .scrub import mask_query, scrub_exception
-from .target import Target, check_chain_only, resolve_target, without_options
-from .tls import ssl_context
+from .refusals import Refusals, Signed, carry_notes
+from .scrub import scrub_exception
+from .target import Target, resolve_target, without_options
 from .tokens import SignedToken, TokenCache, TokenKey, sign_token
-from .transport import Transport
 
 if TYPE_CHECKING:
     import sys
@@ -62,7 +63,12 @@ _ATTACHED: weakref.WeakKeyDictionary[Engine, IamConnector] = weakref.WeakKeyDict
 
 
 class IamConnector:
-    """The ``do_connect`` listener of one engine: token, TLS defaults, refusal of plain text."""
+    """The ``do_connect`` listener of one engine: token, TLS defaults, refusal of plain text.
+
+    Holds the engine's :class:`~sqlalchemy_rds_iam.target.Target` (:attr:`target`), its
+    credentials (:attr:`source`), its token cache (:attr:`cache`) and its refusal policy
+    (:attr:`refusals`).
+    """
 
     def __init__(
         self,
@@ -70,93 +76,75 @@ class IamConnector:
         dialect: Dialect,
         options: Options,
         *,
-        connect_args: Mapping[str, Any] | None = None,
-        cargs: Sequence[Any] = (),
+        engine: Engine | None = None,
         source: CredentialSource | None = None,
         cache: TokenCache | None = None,
     ) -> None:
+        cargs, cparams = connect_arguments(url, dialect, engine)
         self.target: Target = resolve_target(url, dialect, options)
         target = self.target
-        self.spec: DriverSpec = target.spec
-        self.host, self.port, self.user = target.host, target.port, target.user
-        self.region = target.region
-        self.shape = target.shape
-        self.ca_bundle = target.ca_bundle
-        self.tls_mode = target.tls_mode
-        self.source = source if source is not None else source_for(options, self.region)
+        self.source = source if source is not None else source_for(options, target.region)
         # Sources without the (optional) hint never veto a cached token.
         self._hint: Callable[[], str | None] = getattr(
             self.source, "access_key_hint", _no_hint
         )
         self.cache = cache if cache is not None else TokenCache()
+        self.refusals = Refusals(target, url, options)
         self._key: TokenKey | None = None
         self._skipped: set[int] = set()
         self._listeners_seen = -1  # how many do_connect listeners the last check saw
-        self._url, self._options = url, options
         self._last_signing: tuple[float, str] | None = None
         """(when, access key id) of the last signing, for the note: the token is not kept."""
-        self.retry = RetryPolicy.from_options(options.iam_connect_retries,
-                                              options.iam_retry_budget)
-        """Backoff for a refused fresh token (the IAM throttle); see ``backoff.py``."""
         self.writer_region: GlobalWriterRegion | None = None
         """For a global writer endpoint without ``aws_region``: DescribeGlobalClusters."""
-        if target.endpoint is not None and target.endpoint.kind == "global" and not self.region:
+        if target.endpoint is not None and target.endpoint.kind == "global" and not target.region:
             from .globaldb import GlobalWriterRegion  # global writer endpoints only
 
-            self.writer_region = GlobalWriterRegion(self.host, self.source)
+            self.writer_region = GlobalWriterRegion(target.host, self.source)
         # Refuse an unverified setup now, at create_engine/attach, not at first connect.
-        preview = dict(dialect.create_connect_args(url)[1])
-        preview.update(connect_args or {})
-        self._prepare(preview, list(cargs))
+        target.check(cparams, cargs)
 
     def __repr__(self) -> str:
         # getattr: a constructor that raised leaves a half-built object for debuggers to show
-        user, host = getattr(self, "user", "?"), getattr(self, "host", "?")
-        port, region = getattr(self, "port", "?"), getattr(self, "region", None)
-        return f"<IamConnector {user}@{host}:{port} region={region}>"
+        t = getattr(self, "target", None)
+        return f"<IamConnector {t.user}@{t.host}:{t.port} region={t.region}>" if t else \
+            "<IamConnector ?@?:? region=None>"
 
-    def _prepare(self, cparams: dict[str, Any], cargs: Sequence[Any] = ()) -> Transport:
-        """Fill the driver's TLS defaults and switches, then classify the final arguments.
+    # The documented shortcuts to the target's fields (read-only; the target is the record).
+    @property
+    def user(self) -> str:
+        return self.target.user
 
-        Table-driven (``drivers.DRIVERS``); idempotent on the dict SQLAlchemy reuses.
-        Raises :class:`InsecureConnectionError` unless the token would go over verified TLS.
-        """
-        place(cparams, self.target.address, self.target.user)  # dial what the token is for
-        self.spec.prepare(cparams, self.ca_bundle, self.tls_mode)
-        for name, value in self.spec.fixed.items():
-            cparams.setdefault(name, value)
-        if cargs:
-            raise InsecureConnectionError(
-                f"refusing to send an IAM token: positional connect arguments {len(cargs)} "
-                "cannot be checked; give every driver argument as a keyword (URL or connect_args)"
-            )
-        transport = self.spec.classify(cargs, cparams).require_verified()
-        if not transport.hostname_checked and not self._options.iam_ca_bundle \
-                and self._default_roots(transport, cparams):
-            # sslmode=verify-ca & co. with the default store
-            check_chain_only(self.target, transport.chain_only_by or "verify-ca")
-        return transport
+    @property
+    def host(self) -> str:
+        return self.target.host
 
-    def _default_roots(self, transport: Transport, cparams: dict[str, Any]) -> bool:
-        """Whether chain-only TLS would verify against the target's default store (a
-        path to it, or the context the driver row built from it), not the user's own CA."""
-        if transport.roots == self.ca_bundle:
-            return True
-        ours = ssl_context(self.ca_bundle, "verify-ca")
-        return any(value is ours for value in cparams.values())
+    @property
+    def port(self) -> int:
+        return self.target.port
+
+    @property
+    def region(self) -> str | None:
+        return self.target.region
+
+    @property
+    def ca_bundle(self) -> str:
+        return self.target.ca_bundle
+
+    @property
+    def tls_mode(self) -> str:
+        return self.target.tls_mode
 
     def key(self) -> TokenKey:
-        """The token key; the region may need the AWS configuration, read on first use."""
+        """The token key; a region the target does not name is resolved on first use."""
         if self._key is None:
-            region = self.region or (self.writer_region() if self.writer_region else None) \
-                or self.source.region()
-            if not region:
-                raise RegionError(
-                    f"no AWS region for {self.host}: it is not an RDS hostname, so give "
-                    "aws_region= (URL or attach()), or set AWS_REGION / a profile region"
-                )
-            self._key = TokenKey(self.host, self.port, self.user, region, *self.shape)
+            self._key = self.target.key(self._configured_region)
         return self._key
+
+    def _configured_region(self) -> str:
+        if self.writer_region is not None:
+            return self.writer_region()
+        return region_for(self.target.host, self.source)
 
     def _sign(self) -> SignedToken:
         credentials = self.source.frozen()
@@ -177,7 +165,7 @@ class IamConnector:
             cached = self.cache.peek(self._key, self._hint())
             if cached is not None:
                 return cached
-        if self.spec.is_async:
+        if self.target.spec.is_async:
             from sqlalchemy.util.concurrency import in_greenlet
 
             if in_greenlet():  # inside an async engine's connect: keep the loop free
@@ -209,12 +197,8 @@ class IamConnector:
         """
         if context.connection is None and self._key is not None:
             self.cache.invalidate(self._key)
-        original = getattr(context, "original_exception", None)
-        wrapper = getattr(context, "sqlalchemy_exception", None)
-        if wrapper is not None:
-            for note in getattr(original, "__notes__", None) or []:
-                if note.startswith("sqlalchemy-rds-iam:"):
-                    add_note(wrapper, note)
+        carry_notes(getattr(context, "original_exception", None),
+                    getattr(context, "sqlalchemy_exception", None))
 
     def connect_once(
         self, dialect: Dialect, cargs: Sequence[Any], cparams: dict[str, Any],
@@ -226,107 +210,44 @@ class IamConnector:
         that dict for the engine's lifetime), and the driver connection's own copy is
         overwritten where the row knows how (``DriverSpec.scrub``).
         """
-        self._prepare(cparams, cargs)
-        key = self.spec.password_key
+        spec = self.target.spec
+        self.target.check(cparams, cargs)
+        key = spec.password_key
         cparams[key] = token if token is not None else self.token()
         try:
-            connection = self.spec.connect(dialect, cargs, cparams)
+            connection = spec.connect(dialect, cargs, cparams)
         finally:
             cparams.pop(key, None)
-        self.spec.scrub(getattr(connection, "_connection", connection))
+        spec.scrub(getattr(connection, "_connection", connection))
         return connection
 
     def connect(self, dialect: Dialect, cargs: Sequence[Any], cparams: dict[str, Any]) -> Any:
-        """:meth:`connect_once`, retried where a refused login may pass; refusals explained.
-
-        A token from the cache may have been signed by credentials retired since (rotated
-        keys, an ended session): it is dropped and the login retried with a freshly signed
-        one. A refused fresh token may be the IAM throttle: it is retried with backoff
-        (:attr:`retry`), reusing the token while the cache holds it. A refusal that surfaces
-        gets a note (and a WARNING log line) saying what the token was signed for, how many
-        attempts were made and which ``doctor`` command checks it.
-        """
+        """:meth:`connect_once`, made again where a refused login may pass, and a refusal
+        explained, as :attr:`refusals` decides (``refusals.Refusals.login``)."""
         cached = self.cache.peek(self._key, self._hint()) if self._key is not None else None
-        attempts = 0
+        return self.refusals.login(
+            lambda token: self.connect_once(dialect, cargs, cparams, token), cached, self
+        )
 
-        def attempt(token: str | None = None) -> Any:
-            nonlocal attempts
-            attempts += 1
-            return self.connect_once(dialect, cargs, cparams, token)
-
-        def may_pass(exc: BaseException) -> bool:
-            return worth_retrying(exc, self.spec.family)
-
-        try:
-            if cached is not None:
-                try:
-                    return attempt(cached)
-                except Exception as exc:
-                    if not may_pass(exc):
-                        raise
-                    logger.info("login with a cached IAM token refused for %s; signing a fresh "
-                                "one", self._key)
-                    self.cache.invalidate(self.key())
-                    self._forget_writer_region()
-            return retrying(self.retry, attempt, may_pass,
-                            lambda delay: pause(delay, self.spec.is_async),
-                            self._announce_retry)
-        except Exception as exc:
-            if login_refused(exc, self.spec.family):
-                self._explain(exc, attempts=attempts, cached=cached is not None)
-                self._forget_writer_region()
-            raise
-
-    def _forget_writer_region(self) -> None:
-        """A refused login at a global writer endpoint: the primary may have switched."""
+    def refused(self) -> None:
+        """The server refused the token: drop it, and a global writer's region (the primary
+        may have switched)."""
+        if self._key is not None:
+            self.cache.invalidate(self._key)
         if self.writer_region is not None:
-            if self._key is not None:
-                self.cache.invalidate(self._key)
             self.writer_region.forget()
             self._key = None
 
-    def _announce_retry(self, number: int, delay: float) -> None:
-        logger.info(
-            "IAM login for %s refused with a fresh token (the IAM throttle, or a token the "
-            "server rejects): attempt %d of at most %d in %.2f s", self._key, number,
-            self.retry.retries + 1, delay,
-        )
+    def signed(self) -> Signed:
+        """The last signing, for the refusal note."""
+        signed_at, access_key = self._last_signing or (None, "unknown")
+        age = f"{self.cache.clock() - signed_at:.0f} s" if signed_at is not None else "unknown"
+        region = self._key.region if self._key else self.target.region or "unknown"
+        return Signed(region, access_key, age, self.source.describe())
 
     def doctor_command(self) -> str:
         """The ``sqlalchemy-rds-iam doctor '<url>'`` line for this engine (no secrets)."""
-        import shlex  # a refused login's note only: not on a successful connect's path
-
-        url = self._url.set(password=None)
-        query = {name: str(getattr(self._options, name)) for name in OPTION_NAMES
-                 if getattr(self._options, name) not in (None, Options().iam_tls)}
-        if self.region and "aws_region" not in query:
-            query["aws_region"] = self.region
-        url = url.update_query_dict({"plugin": "rds_iam", **query})
-        url = url.set(query=mask_query(url.query))  # sslpassword=, aws_external_id=...
-        return f"sqlalchemy-rds-iam doctor {shlex.quote(url.render_as_string(False))}"
-
-    def _explain(self, exc: BaseException, *, attempts: int, cached: bool) -> None:
-        key = self._key
-        signed_at, access_key = self._last_signing or (None, "unknown")
-        age = f"{self.cache.clock() - signed_at:.0f} s" if signed_at is not None else "unknown"
-        fresh = attempts - 1 if cached else attempts
-        steps = ["a cached token"] if cached else []
-        if fresh:
-            steps.append("a freshly signed one" + (f", tried {fresh} times" if fresh > 1 else ""))
-        tried = (f" ({attempts} attempt{'s' if attempts > 1 else ''}: {', then '.join(steps)}; "
-                 f"iam_connect_retries={self.retry.retries}, "
-                 f"iam_retry_budget={self.retry.budget:g})")
-        note = (
-            f"sqlalchemy-rds-iam: the server refused the IAM token signed for user "
-            f"{self.user!r} at {self.host}:{self.port}, region "
-            f"{key.region if key else self.region or 'unknown'}, access key {access_key}, "
-            f"token age {age}, credentials from {self.source.describe()}{tried}. "
-            f"Check IAM auth on the instance, the user's rds_iam/AWSAuthenticationPlugin "
-            f"grant, the rds-db:connect policy and the clock; run: {self.doctor_command()}"
-        )
-        if note not in (getattr(exc, "__notes__", None) or []):
-            logger.warning("%s", note)
-        add_note(exc, note)
+        return self.refusals.doctor_command()
 
     def __call__(
         self, dialect: Dialect, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]
@@ -370,37 +291,45 @@ def _no_hint() -> None:
     return None
 
 
-def _install(engine: Engine, connector: IamConnector) -> None:
+def connect_arguments(
+    url: URL, dialect: Dialect, engine: Engine | None = None
+) -> tuple[list[Any], dict[str, Any]]:
+    """The ``(cargs, cparams)`` the driver is given, read once for the check at setup.
+
+    An engine hands its ``do_connect`` listeners ``create_connect_args(url)`` merged with
+    its ``connect_args``, which ``create_engine`` keeps only in the closure of the pool's
+    creator function: :func:`inspect.getclosurevars` reads them there. A pool built from
+    ``creator=`` or ``pool=`` never fires ``do_connect``, so no token could ever be set:
+    that is refused. Without an engine (the CLI), or on a SQLAlchemy whose closure is not
+    understood, the URL's own arguments (checked again at every connect anyway).
+    """
+    if engine is not None:
+        creator = getattr(engine.pool, "_creator", None)
+        if not (callable(creator)
+                and getattr(creator, "__module__", "") == "sqlalchemy.engine.create"
+                and getattr(creator, "__name__", "") == "connect"):
+            raise ConfigurationError(
+                "this engine was created with creator= or pool=, whose connections bypass "
+                "SQLAlchemy's do_connect event, so no token would be set; create the engine "
+                "from a URL (with connect_args=) instead"
+            )
+        closure = inspect.getclosurevars(creator).nonlocals
+        cparams = closure.get("cparams")
+        if isinstance(cparams, Mapping):
+            return list(closure.get("cargs_tup", closure.get("cargs", ()))), dict(cparams)
+    return [], dict(dialect.create_connect_args(url)[1])
+
+
+def _install(engine: Engine, options: Options) -> IamConnector:
+    """The listener for ``engine`` (the plugin's and ``attach()``'s one way in), installed."""
+    connector = IamConnector(engine.url, engine.dialect, options, engine=engine)
     if engine in _ATTACHED:
         raise ConfigurationError("this engine already has IAM authentication attached")
     event.listen(engine, "do_connect", connector)
     event.listen(engine, "handle_error", connector.on_error)
     _ATTACHED[engine] = connector
     snapshot.serve(engine, connector)  # SnapStart hooks; its init's one-time work
-
-
-def engine_connect_arguments(engine: Engine) -> tuple[list[Any], dict[str, Any]]:
-    """The ``(cargs, cparams)`` this engine hands its ``do_connect`` listeners.
-
-    ``create_engine`` keeps them (``create_connect_args(url)`` merged with ``connect_args``)
-    only in the closure of the pool's creator function; :func:`inspect.getclosurevars`
-    reads them there. A pool built from ``creator=`` or ``pool=`` never fires
-    ``do_connect``, so no token could ever be set: that is refused.
-    """
-    creator = getattr(engine.pool, "_creator", None)
-    if not (callable(creator) and getattr(creator, "__module__", "") == "sqlalchemy.engine.create"
-            and getattr(creator, "__name__", "") == "connect"):
-        raise ConfigurationError(
-            "this engine was created with creator= or pool=, whose connections bypass "
-            "SQLAlchemy's do_connect event, so no token would be set; create the engine "
-            "from a URL (with connect_args=) instead"
-        )
-    closure = inspect.getclosurevars(creator).nonlocals
-    cparams = closure.get("cparams")
-    cargs = closure.get("cargs_tup", closure.get("cargs", ()))
-    if not isinstance(cparams, Mapping):  # an unknown SQLAlchemy: the URL, checked at connect
-        return [], dict(engine.dialect.create_connect_args(engine.url)[1])
-    return list(cargs), dict(cparams)
+    return connector
 
 
 def attach(engine: Engine | AsyncEngine, **options: Unpack[AttachOptions]) -> IamConnector:
@@ -413,12 +342,7 @@ def attach(engine: Engine | AsyncEngine, **options: Unpack[AttachOptions]) -> Ia
     sync_engine = getattr(engine, "sync_engine", engine)
     if not isinstance(sync_engine, Engine):
         raise ConfigurationError(f"attach() needs an Engine or AsyncEngine, got {type(engine)!r}")
-    cargs, cparams = engine_connect_arguments(sync_engine)
-    connector = IamConnector(sync_engine.url, sync_engine.dialect,
-                             parse_options(keywords=dict(options)),
-                             connect_args=cparams, cargs=cargs)
-    _install(sync_engine, connector)
-    return connector
+    return _install(sync_engine, parse_options(keywords=dict(options)))
 
 
 def connector(engine: Engine | AsyncEngine) -> IamConnector:
@@ -457,8 +381,4 @@ class RdsIamPlugin(CreateEnginePlugin):
         return without_options(url)
 
     def engine_created(self, engine: Engine) -> None:
-        cargs, cparams = engine_connect_arguments(engine)
-        connector = IamConnector(
-            engine.url, engine.dialect, self.options, connect_args=cparams, cargs=cargs
-        )
-        _install(engine, connector)
+        _install(engine, self.options)

@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # a Protocol class costs a cold start ~0.1 ms to build; only 
         """What the hooks need of an engine's IAM listener (``plugin.IamConnector``)."""
 
         source: Any
-        spec: Any
+        target: Any
 
         def forget(self) -> None: ...
 
@@ -156,7 +156,7 @@ def warm(connector: Served) -> None:
     from .credentials import container
 
     container.warm()  # a SnapStart restore gets its credentials from the container endpoint
-    if getattr(connector.spec, "is_async", False):
+    if getattr(connector.target.spec, "is_async", False):
         from sqlalchemy.util.concurrency import in_greenlet
 
         in_greenlet()  # imports greenlet: the async path checks it on every cache miss

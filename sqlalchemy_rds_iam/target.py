@@ -1,26 +1,36 @@
 """What one engine connects to, resolved once: :class:`Target` and :func:`resolve_target`.
 
-The plugin (``IamConnector``), the CLI and every ``doctor`` step read the user, the host and
-port a token is signed for, the endpoint, the trust store, the TLS mode, the driver row and
-the kind of token from here, so each rule is written once (cloud-sql's ``ConnectionInfo``).
-Every check that can fail without the network runs here, at ``create_engine``/``attach``.
+On the connect path (docs/architecture.md) below the listener (``plugin``) and its refusal
+policy (``refusals``), above tokens, credentials, options and the driver rows. The user, the
+host and port a token is signed for, the region (unless only the AWS configuration knows
+it), the endpoint, the trust store, the TLS mode, the driver row and the kind of token are
+decided here, once, and read from the :class:`Target` by the plugin, the CLI and every
+``doctor`` step (cloud-sql's ``ConnectionInfo``). Every check that can fail without the
+network runs here, at ``create_engine``/``attach``; for each connection,
+:meth:`Target.check` makes the driver's final arguments dial this target over verified TLS,
+and :meth:`Target.key` is the :class:`~sqlalchemy_rds_iam.tokens.TokenKey` its tokens are
+cached and signed under.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .cabundle import COMBINED, bundle_path, missing_region_root, trust_store_for
-from .drivers import DriverSpec, driver_for
+from .drivers import DriverSpec, driver_for, place
 from .endpoints import Endpoint, parse_hostname
-from .errors import ConfigurationError, RegionError, TrustStoreError
+from .errors import ConfigurationError, InsecureConnectionError, RegionError, TrustStoreError
 from .options import OPTION_NAMES, Options
-from .tokens import token_shape
+from .tls import ssl_context
+from .tokens import TokenKey, token_shape
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Dialect
+
+    from .transport import Transport
 
 __all__ = [
     "Target", "check_chain_only", "check_host_name", "plain_url", "resolve_target",
@@ -56,6 +66,8 @@ class Target(NamedTuple):
     spec: DriverSpec
     shape: tuple[str, str, int]
     """The kind of token: (service, action, lifetime), as in ``tokens.TokenKey``."""
+    own_ca_bundle: bool
+    """:attr:`ca_bundle` is the user's ``iam_ca_bundle``, not the endpoint's trust store."""
 
     @property
     def partition(self) -> str:
@@ -70,6 +82,43 @@ class Target(NamedTuple):
         if self.endpoint is not None and self.endpoint.region == self.region:
             return "hostname"
         return "aws_region"
+
+    def key(self, configured: Callable[[], str]) -> TokenKey:
+        """The key this target's tokens are signed and cached under: in :attr:`region`, else
+        in ``configured()`` (asked only then: the AWS configuration's, or a global writer's)."""
+        return TokenKey(self.host, self.port, self.user, self.region or configured(), *self.shape)
+
+    def check(self, cparams: dict[str, Any], cargs: Sequence[Any] = ()) -> Transport:
+        """Fill the driver's TLS defaults and switches, then classify the final arguments.
+
+        Table-driven (``drivers.DRIVERS``); idempotent on the dict SQLAlchemy reuses.
+        Raises :class:`InsecureConnectionError` unless the token would go over verified TLS
+        to :attr:`address`, as :attr:`user`.
+        """
+        spec = self.spec
+        place(cparams, self.address, self.user)  # dial what the token is for
+        spec.prepare(cparams, self.ca_bundle, self.tls_mode)
+        for name, value in spec.fixed.items():
+            cparams.setdefault(name, value)
+        if cargs:
+            raise InsecureConnectionError(
+                f"refusing to send an IAM token: positional connect arguments {len(cargs)} "
+                "cannot be checked; give every driver argument as a keyword (URL or connect_args)"
+            )
+        transport = spec.classify(cargs, cparams).require_verified()
+        if not transport.hostname_checked and not self.own_ca_bundle \
+                and self._default_roots(transport, cparams):
+            # sslmode=verify-ca & co. with the default store
+            check_chain_only(self, transport.chain_only_by or "verify-ca")
+        return transport
+
+    def _default_roots(self, transport: Transport, cparams: dict[str, Any]) -> bool:
+        """Whether chain-only TLS would verify against the default store (a path to it, or
+        the context the driver row built from it), not the user's own CA."""
+        if transport.roots == self.ca_bundle:
+            return True
+        ours = ssl_context(self.ca_bundle, "verify-ca")
+        return any(value is ours for value in cparams.values())
 
 
 def resolve_target(url: URL, dialect: Dialect, options: Options) -> Target:
@@ -124,6 +173,7 @@ def resolve_target(url: URL, dialect: Dialect, options: Options) -> Target:
         tls_mode=options.iam_tls,
         spec=spec,
         shape=shape,
+        own_ca_bundle=bool(options.iam_ca_bundle),
     )
 
 

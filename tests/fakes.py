@@ -325,12 +325,13 @@ def driver_arguments(engine: Any, cparams: dict[str, Any] | None = None,
         return object()
 
     listener = connector or sqlalchemy_rds_iam.connector(engine)
-    real = listener.spec
-    listener.spec = real.replace(connect=lambda _d, a, kw: record(*a, **kw))
+    real = listener.target
+    listener.target = real._replace(
+        spec=real.spec.replace(connect=lambda _d, a, kw: record(*a, **kw)))
     try:
         listener(sync.dialect, None, [], cparams)
     finally:
-        listener.spec = real
+        listener.target = real
     return seen
 
 

@@ -79,7 +79,7 @@ print(json.dumps({
     "package": str(package),
     "prefix": sys.prefix,
     "entry_points": points,
-    "connector": [type(iam).__name__, iam.region, iam.port, iam.ca_bundle],
+    "connector": [type(iam).__name__, iam.target.region, iam.target.port, iam.target.ca_bundle],
     "sqlite_refused_by": refused,
     "bundles": {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
                 for p in sorted((package / "data").glob("*.pem"))},
@@ -211,7 +211,7 @@ engine = sa.create_engine(
     "?plugin=rds_iam")
 iam = sqlalchemy_rds_iam.connector(engine)
 print(json.dumps({"package": sqlalchemy_rds_iam.__file__, "psycopg2": psycopg2.__file__,
-                  "region": iam.region, "ca_bundle": iam.ca_bundle}))
+                  "region": iam.target.region, "ca_bundle": iam.target.ca_bundle}))
 """
 
 

@@ -11,9 +11,12 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from ..errors import CredentialsError
+from ..errors import CredentialsError, RegionError
 
-__all__ = ["CredentialSource", "FrozenCredentials", "configured_region", "credentials_error"]
+__all__ = [
+    "CredentialSource", "FrozenCredentials", "configured_region", "credentials_error",
+    "region_for",
+]
 
 
 class FrozenCredentials:
@@ -99,6 +102,19 @@ def configured_region(
             return name or None
     found = profile_region() or environ.get("AWS_REGION")
     return str(found) if found else None
+
+
+def region_for(host: str, source: CredentialSource) -> str:
+    """The region a token for ``host``, whose name says none, is signed in: ``source``'s
+    configured one (:func:`configured_region`), else :class:`RegionError` saying how to give one.
+    """
+    region = source.region()
+    if not region:
+        raise RegionError(
+            f"no AWS region for {host}: it is not an RDS hostname, so give "
+            "aws_region= (URL or attach()), or set AWS_REGION / a profile region"
+        )
+    return region
 
 
 #: botocore exception class name -> what to fix (the message also names the source).

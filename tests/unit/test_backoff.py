@@ -29,14 +29,9 @@ from sqlalchemy.pool import NullPool
 
 import sqlalchemy_rds_iam
 from sqlalchemy_rds_iam import ConfigurationError, CredentialsError, InsecureConnectionError
-from sqlalchemy_rds_iam.backoff import (
-    DEFAULT_BUDGET,
-    DEFAULT_RETRIES,
-    RetryPolicy,
-    retrying,
-    worth_retrying,
-)
+from sqlalchemy_rds_iam.backoff import DEFAULT_BUDGET, DEFAULT_RETRIES, RetryPolicy, retrying
 from sqlalchemy_rds_iam.options import parse_options
+from sqlalchemy_rds_iam.refusals import worth_retrying
 from tests.fakes import Pki, RecordingServer, hostile_servers, make_pki, set_aws_env, signed_tokens
 
 RDS = "db.abcdefghijkl.us-east-1.rds.amazonaws.com"
@@ -223,7 +218,7 @@ def test_the_options_leave_the_url_and_the_doctor_line_stays_short(
     engine = sa.create_engine(f"postgresql+psycopg2://iamuser@{RDS}/app?plugin=rds_iam"
                               "&iam_connect_retries=2&iam_retry_budget=1.5")
     iam = sqlalchemy_rds_iam.connector(engine)
-    assert (iam.retry.retries, iam.retry.budget) == (2, 1.5)
+    assert (iam.refusals.retry.retries, iam.refusals.retry.budget) == (2, 1.5)
     assert "iam_" not in str(engine.url)
     default = sqlalchemy_rds_iam.connector(
         sa.create_engine(f"postgresql+psycopg2://iamuser@{RDS}/app?plugin=rds_iam"))
@@ -371,7 +366,7 @@ def test_async_drivers_wait_without_blocking_the_loop(pki: Pki, driver: str, pro
         async def run() -> list[float]:
             engine = create_async_engine(url, poolclass=NullPool)
             iam = sqlalchemy_rds_iam.connector(engine)
-            iam.retry = RetryPolicy(retries=3, budget=2, random=lambda: 0.999)
+            iam.refusals.retry = RetryPolicy(retries=3, budget=2, random=lambda: 0.999)
             ticks: list[float] = []
 
             async def ticker() -> None:

@@ -165,8 +165,8 @@ def test_eusc_endpoints_are_refused_before_any_connection(
     # the fixes do what the message says: a bundle of one's own, or one stored from a mirror
     mine = str(SHIPPED_DIR / "amazon-trust-roots.pem")  # (a stand-in: no EUSC bundle exists)
     engine = sa.create_engine(f"{url}&iam_ca_bundle={mine}")
-    assert sqlalchemy_rds_iam.connector(engine).ca_bundle == mine
-    assert sqlalchemy_rds_iam.connector(engine).region == "eusc-de-east-1"
+    assert sqlalchemy_rds_iam.connector(engine).target.ca_bundle == mine
+    assert sqlalchemy_rds_iam.connector(engine).target.region == "eusc-de-east-1"
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     for store in TRUST_STORES.values():
@@ -178,7 +178,7 @@ def test_eusc_endpoints_are_refused_before_any_connection(
     names = [name for name, _, _ in cabundle.update(mirror.as_uri())]
     assert names[-1] == "rds-aws-eusc"
     engine = sa.create_engine(url)
-    assert sqlalchemy_rds_iam.connector(engine).ca_bundle == str(tmp_path / "cache" / "eusc-bundle.pem")
+    assert sqlalchemy_rds_iam.connector(engine).target.ca_bundle == str(tmp_path / "cache" / "eusc-bundle.pem")
 
 
 def test_cli_refuses_eusc_with_the_trust_store_exit_code(
@@ -221,10 +221,10 @@ def test_iam_host_picks_the_store_and_iam_ca_bundle_overrides() -> None:
 def test_global_writer_endpoint_region_comes_from_the_api_or_aws_region() -> None:
     url = f"postgresql+psycopg2://u@app.global-{ID}.global.rds.amazonaws.com/db?plugin=rds_iam"
     iam = sqlalchemy_rds_iam.connector(sa.create_engine(url))  # resolved at the first token
-    assert iam.region is None and iam.writer_region is not None
+    assert iam.target.region is None and iam.writer_region is not None
     assert iam.writer_region.global_cluster == "app" and iam.writer_region.calls == 0
     engine = sa.create_engine(url + "&aws_region=eu-west-1")
-    assert sqlalchemy_rds_iam.connector(engine).region == "eu-west-1"
+    assert sqlalchemy_rds_iam.connector(engine).target.region == "eu-west-1"
     assert sqlalchemy_rds_iam.connector(engine).writer_region is None
 
 
@@ -266,7 +266,7 @@ def test_a_stored_bundle_with_the_region_is_used(tmp_path: Path, monkeypatch: py
         (SHIPPED_DIR / "global-bundle.pem").read_bytes() + fake.read_bytes()
     )
     engine = sa.create_engine(f"postgresql+psycopg2://u@{NEW_REGION_HOST}/db?plugin=rds_iam")
-    assert sqlalchemy_rds_iam.connector(engine).ca_bundle == str(tmp_path / "global-bundle.pem")
+    assert sqlalchemy_rds_iam.connector(engine).target.ca_bundle == str(tmp_path / "global-bundle.pem")
 
 
 def _intermediate(directory: Path) -> bytes:
@@ -333,7 +333,7 @@ def test_seam_replaces_named_stores_and_warns_once(tmp_path: Path, monkeypatch: 
     assert "amazon-roots, rds-aws" in warnings[0].getMessage()
     # a stand-in CA has no RDS roots, so the region check stays quiet
     engine = sa.create_engine(f"postgresql+psycopg2://u@{NEW_REGION_HOST}/db?plugin=rds_iam")
-    assert sqlalchemy_rds_iam.connector(engine).ca_bundle == str(rds_ca)
+    assert sqlalchemy_rds_iam.connector(engine).target.ca_bundle == str(rds_ca)
 
 
 def test_seam_is_unset_by_default() -> None:

@@ -59,7 +59,7 @@ def test_an_imported_sqlalchemy_learns_the_plugin_without_its_entry_point_scan()
         "assert plugins.load('rds_iam') is RdsIamPlugin\n"
         "e = sqlalchemy.create_engine('postgresql+psycopg2://u@db.cluster-abc.us-east-1"
         ".rds.amazonaws.com/app?plugin=rds_iam')\n"
-        "print(sqlalchemy_rds_iam.connector(e).region)\n"
+        "print(sqlalchemy_rds_iam.connector(e).target.region)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})

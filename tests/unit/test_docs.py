@@ -198,3 +198,82 @@ def test_every_page_is_in_the_nav() -> None:
     nav = (ROOT / "mkdocs.yml").read_text()
     pages = {str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md")}
     assert {p for p in pages if f": {p}\n" not in nav} == set()
+
+
+# -- docs/architecture.md against the package and the layers contract -------------------------
+
+ARCHITECTURE = DOCS / "architecture.md"
+PACKAGE = ROOT / "sqlalchemy_rds_iam"
+#: Paths the page may name that are not modules of the package.
+_OTHER_FILES = ("tests/", "bench/", "tools/", "examples/")
+
+
+def _runtime_modules() -> dict[str, int]:
+    """Every runtime module (the package outside ``testing/``), as the page names it
+    (``plugin.py``, ``drivers/rules.py``), with its line count."""
+    return {
+        path.relative_to(PACKAGE).as_posix(): path.read_text().count("\n")
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.relative_to(PACKAGE).parts[0] != "testing"
+    }
+
+
+def _contract_layers() -> list[list[str]]:
+    """The layers of pyproject.toml's layers contract, top to bottom; ``(name)``: optional
+    modules that may be gone, left out."""
+    text = (ROOT / "pyproject.toml").read_text()
+    block = text.split('type = "layers"', 1)[1].split("layers = [", 1)[1].split("]", 1)[0]
+    return [
+        [name.strip() for name in re.split(r"[|:]", layer) if "(" not in name]
+        for layer in re.findall(r'^\s*"([^"]+)",', block, re.M)
+    ]
+
+
+def _layer_of(module: str) -> int:
+    """The contract layer (1 = top) of a runtime module; the package's ``__init__.py``: 0."""
+    if module == "__init__.py":
+        return 0
+    top = module.split("/", 1)[0].removesuffix(".py")
+    (index,) = [n for n, layer in enumerate(_contract_layers(), 1) if top in layer]
+    return index
+
+
+def _architecture(section: str) -> str:
+    """The text of one ``## section`` of the page (up to the next ``## ``)."""
+    return ARCHITECTURE.read_text().split(f"\n## {section}", 1)[1].split("\n## ", 1)[0]
+
+
+def test_architecture_layer_table_is_the_contract() -> None:
+    rows = _table(ARCHITECTURE.read_text(), "| layer | modules |")
+    assert [int(number) for number, _ in rows] == list(range(1, len(rows) + 1))
+    assert [re.findall(r"`(\w+)`", modules) for _, modules in rows] == _contract_layers()
+
+
+def test_architecture_module_map_names_every_runtime_module_and_no_other() -> None:
+    actual = _runtime_modules()
+    rows = {cells[0].strip("`"): cells[1:] for cells in _table(_architecture("Module map"),
+                                                                "| module |")}
+    total = rows.pop("total")
+    assert sorted(rows) == sorted(actual), "docs/architecture.md's module map is stale"
+    for module, (lines, layer) in rows.items():
+        assert layer == (str(_layer_of(module)) if module != "__init__.py" else "package")
+        drift = abs(int(lines) - actual[module])
+        assert drift <= max(25, actual[module] // 10), f"{module}: {lines} lines, now {actual[module]}"
+    assert int(total[0]) == sum(int(lines) for lines, _ in rows.values())
+    # and the page names no module that is not there (a file moved, renamed or split)
+    named = {
+        name.removeprefix("sqlalchemy_rds_iam/")
+        for name in re.findall(r"`([\w./]+\.py)`", ARCHITECTURE.read_text())
+        if not name.startswith(_OTHER_FILES)
+    }
+    assert named - set(actual) == set()
+
+
+def test_architecture_walk_visits_each_module_once_in_layer_order() -> None:
+    section = _architecture("The walk")
+    walk = re.findall(r"^\d+\. `([\w/]+\.py)`:", section, re.M)
+    beside = set(re.findall(r"`([\w/]+\.py)`", section.split("\nBeside the walk", 1)[1]))
+    assert len(walk) == len(set(walk)), "a module visited twice"
+    assert set(walk) | beside == set(_runtime_modules()) and not set(walk) & beside
+    layers = [_layer_of(module) for module in walk]
+    assert layers == sorted(layers), list(zip(walk, layers, strict=True))

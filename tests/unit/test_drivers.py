@@ -56,7 +56,7 @@ def prepared(engine: sa.Engine, connect_args: dict[str, Any] | None = None) -> d
     """cparams as do_connect sees them, after the listener's preparation (no token)."""
     cparams = dict(engine.dialect.create_connect_args(engine.url)[1])
     cparams.update(connect_args or {})
-    sqlalchemy_rds_iam.connector(engine)._prepare(cparams)
+    sqlalchemy_rds_iam.connector(engine).target.check(cparams)
     return cparams
 
 
@@ -143,7 +143,7 @@ def test_default_tls_arguments(name: str, mode: str) -> None:
     engine = make_engine(url_for(name, f"plugin=rds_iam&iam_tls={mode}"))
     before = dict(engine.dialect.create_connect_args(engine.url)[1])
     after = prepared(engine)
-    ca = sqlalchemy_rds_iam.connector(engine).ca_bundle
+    ca = sqlalchemy_rds_iam.connector(engine).target.ca_bundle
     placed = {"port": DRIVERS[name].default_port}  # always explicit: PGPORT & co. cannot move it
     assert after == {**before, **placed, **expected_tls(name, ca, mode)}
 
@@ -157,10 +157,10 @@ def test_idempotent_on_the_reused_dict(name: str) -> None:
     cparams = dict(engine.dialect.create_connect_args(engine.url)[1])
     user_ssl = cparams.get("ssl")
     snapshot = dict(user_ssl) if isinstance(user_ssl, dict) else None
-    connector._prepare(cparams)
+    connector.target.check(cparams)
     first = dict(cparams)
     for _ in range(3):
-        connector._prepare(cparams)
+        connector.target.check(cparams)
     assert cparams == first
     if snapshot is not None:  # a nested dict is replaced, never mutated in place
         assert user_ssl == snapshot
@@ -210,7 +210,7 @@ def test_users_tls_settings_win(name: str, query: str, connect_args: dict[str, A
     url = url_for(name, "plugin=rds_iam" + (f"&{query}" if query else ""))
     engine = make_engine(url, connect_args=connect_args)
     args = prepared(engine, connect_args)
-    ca = sqlalchemy_rds_iam.connector(engine).ca_bundle
+    ca = sqlalchemy_rds_iam.connector(engine).target.ca_bundle
     for key, value in expected.items():
         if isinstance(value, str) and value.startswith("OURS-"):
             value = ssl_context(ca, value.removeprefix("OURS-"))
@@ -336,7 +336,7 @@ def test_psycopg_async_engine_signs_off_the_loop_row() -> None:
     connector.source = SlowSource()
     connector.cache.get(connector.key(), connector._sign)  # warm: no await needed
     received = driver_arguments(engine, connector=connector)
-    assert connector.spec is DRIVERS["psycopg_async"]
+    assert connector.target.spec is DRIVERS["psycopg_async"]
     assert received["password"].startswith(RDS)
 
 
@@ -554,7 +554,8 @@ def test_slow_credentials_do_not_block_the_event_loop(name: str, loop_lag: Any) 
 def test_control_signing_on_the_loop_is_seen_by_the_ticker(loop_lag: Any) -> None:
     """Proves the ticker measures: the same slow signing, forced onto the loop, stalls it."""
     def on_loop(connector: IamConnector) -> None:
-        connector.spec = connector.spec.replace(is_async=False)
+        connector.target = connector.target._replace(
+            spec=connector.target.spec.replace(is_async=False))
 
     source = SlowSource(delay=0.5)
     engine = _slow_engine("asyncpg", source, on_loop)

@@ -148,7 +148,7 @@ def password_and_ca(url: str) -> tuple[str, Any]:
         make = create_async_engine  # type: ignore[assignment]
     engine = make(url)
     connector = sqlalchemy_rds_iam.connector(engine)
-    return driver_arguments(engine)[connector.spec.password_key], connector.ca_bundle
+    return driver_arguments(engine)[connector.target.spec.password_key], connector.target.ca_bundle
 
 
 @pytest.mark.usefixtures("aws_env", "fixed_signing_clock")

@@ -30,17 +30,10 @@ def test_import_contracts_hold() -> None:
 MAX_LINES = 400
 PACKAGE = ROOT / "sqlalchemy_rds_iam"
 #: Runtime modules over the limit that another branch is splitting (the mark goes at merge).
-BEING_SPLIT = {"plugin.py": "being split on branch r-connect"}
-
-
-def _runtime_modules() -> list[object]:
+def _runtime_modules() -> list[str]:
     paths = sorted(p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py"))
-    return [
-        pytest.param(path, marks=pytest.mark.xfail(reason=BEING_SPLIT[path], strict=False))
-        if path in BEING_SPLIT else path
-        for path in paths
-        if not path.startswith("testing/")  # the emulator: a test tool, not the runtime
-    ]
+    return [path for path in paths
+            if not path.startswith("testing/")]  # the emulator: a test tool, not the runtime
 
 
 @pytest.mark.parametrize("path", _runtime_modules())

@@ -105,12 +105,12 @@ def test_create_engine_is_all_or_nothing(query: dict[str, Any], user: str, host:
             options = parse_options(query)  # what was accepted, parsed on its own
             iam = connector(engine)
             # everything given is in effect, nothing was half-applied or dropped
-            assert iam.user == user
-            assert iam.host == (options.iam_host or host)
-            assert iam.port == (options.iam_port or port or 5432)
-            assert iam.tls_mode == options.iam_tls
-            assert iam.ca_bundle == (options.iam_ca_bundle or iam.ca_bundle)
-            assert options.aws_region is None or iam.region == options.aws_region
+            assert iam.target.user == user
+            assert iam.target.host == (options.iam_host or host)
+            assert iam.target.port == (options.iam_port or port or 5432)
+            assert iam.target.tls_mode == options.iam_tls
+            assert iam.target.ca_bundle == (options.iam_ca_bundle or iam.target.ca_bundle)
+            assert options.aws_region is None or iam.target.region == options.aws_region
             assert not set(engine.url.query) & set(OPTION_NAMES)
         finally:
             engine.dispose()

@@ -32,21 +32,21 @@ def test_url_option_strips_its_parameters() -> None:
     engine = sa.create_engine(f"{PG}?plugin=rds_iam&aws_region=us-east-1&iam_tls=verify-ca"
                               "&iam_port=5432&application_name=x")
     assert dict(engine.url.query) == {"application_name": "x"}
-    assert sqlalchemy_rds_iam.connector(engine).tls_mode == "verify-ca"
+    assert sqlalchemy_rds_iam.connector(engine).target.tls_mode == "verify-ca"
 
 
 def test_plugins_keyword_and_option_keywords() -> None:
     engine = sa.create_engine("postgresql+psycopg2://iamuser@10.0.0.5/app", plugins=["rds_iam"],
                               aws_region="eu-west-1", iam_port=6543)
     connector = sqlalchemy_rds_iam.connector(engine)
-    assert (connector.region, connector.port) == ("eu-west-1", 6543)
+    assert (connector.target.region, connector.target.port) == ("eu-west-1", 6543)
 
 
 def test_region_is_inferred_from_the_hostname() -> None:
     engine = sa.create_engine(f"{PG}?plugin=rds_iam")
-    assert sqlalchemy_rds_iam.connector(engine).region == "us-east-1"
-    assert sqlalchemy_rds_iam.connector(engine).port == 5432
-    assert sqlalchemy_rds_iam.connector(sa.create_engine(f"{MY}?plugin=rds_iam")).port == 3306
+    assert sqlalchemy_rds_iam.connector(engine).target.region == "us-east-1"
+    assert sqlalchemy_rds_iam.connector(engine).target.port == 5432
+    assert sqlalchemy_rds_iam.connector(sa.create_engine(f"{MY}?plugin=rds_iam")).target.port == 3306
 
 
 @pytest.mark.usefixtures("aws_env")
@@ -156,7 +156,7 @@ def test_attach_plain_engine_and_twice_is_an_error() -> None:
     engine = sa.create_engine(PG)
     connector = sqlalchemy_rds_iam.attach(engine, iam_tls="verify-ca")
     assert driver_arguments(engine)["sslmode"] == "verify-ca"
-    assert connector.region == "us-east-1"
+    assert connector.target.region == "us-east-1"
     with pytest.raises(ConfigurationError, match="already"):
         sqlalchemy_rds_iam.attach(engine)
 
@@ -221,7 +221,7 @@ def test_attach_sees_connect_args_that_secure_the_engine() -> None:
     ca = bundle_path("rds-aws")
     engine = sa.create_engine(PG, connect_args={"sslmode": "verify-ca", "sslrootcert": ca})
     connector = sqlalchemy_rds_iam.attach(engine, aws_region="us-east-1")
-    assert connector.spec.name == "psycopg2"
+    assert connector.target.spec.name == "psycopg2"
 
 
 def test_attach_refuses_an_engine_whose_pool_bypasses_do_connect() -> None:

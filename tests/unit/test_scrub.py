@@ -83,7 +83,7 @@ def test_the_refusal_note_and_warning_mask_secret_query_values(
     assert "sslpassword=REDACTED" in command and "aws_external_id=REDACTED" in command
     assert "application_name=billing" in command and "aws_role_arn=" in command
     refused = RuntimeError("password authentication failed")
-    connector._explain(refused, attempts=1, cached=False)
+    connector.refusals.explain(refused, connector.signed(), attempts=1, cached=False)
     (note,) = refused.__notes__
     (record,) = [r for r in caplog.records if "refused the IAM token" in r.getMessage()]
     for text in (command, note, record.getMessage()):
@@ -114,7 +114,7 @@ def test_the_note_reports_the_signing_time_and_key_without_the_token() -> None:
     tokens = signed_tokens(connector)
     driver_arguments(engine)
     refused = RuntimeError("password authentication failed")
-    connector._explain(refused, attempts=2, cached=True)
+    connector.refusals.explain(refused, connector.signed(), attempts=2, cached=True)
     (note,) = refused.__notes__
     assert "access key AKIDEXAMPLE" in note and "token age 0 s" in note
     assert tokens[0] not in note and "X-Amz" not in note
