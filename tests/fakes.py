@@ -326,7 +326,7 @@ def driver_arguments(engine: Any, cparams: dict[str, Any] | None = None,
 
     listener = connector or sqlalchemy_rds_iam.connector(engine)
     real = listener.target
-    listener.target = real._replace(
+    listener.target = real.replace(
         spec=real.spec.replace(connect=lambda _d, a, kw: record(*a, **kw)))
     try:
         listener(sync.dialect, None, [], cparams)

@@ -102,10 +102,45 @@ def exit_class_table() -> str:
     return _markdown_table(("class", "exit code"), rows)
 
 
+def contract_layers() -> list[list[str]]:
+    """The layers of pyproject.toml's import-linter layers contract, top to bottom (a name in
+    parentheses, optional there, left out)."""
+    text = (ROOT / "pyproject.toml").read_text()
+    block = text.split('type = "layers"', 1)[1].split("layers = [", 1)[1].split("]", 1)[0]
+    return [
+        [name.strip() for name in re.split(r"[|:]", layer) if "(" not in name]
+        for layer in re.findall(r'^\s*"([^"]+)",', block, re.M)
+    ]
+
+
+def layer_of(module: str) -> int:
+    """The contract layer (1 = top) of a runtime module; the package's ``__init__.py``: 0."""
+    if module == "__init__.py":
+        return 0
+    top = module.split("/", 1)[0].removesuffix(".py")
+    (index,) = [n for n, layer in enumerate(contract_layers(), 1) if top in layer]
+    return index
+
+
+def module_map_table() -> str:
+    """Lines per runtime module (``testing/`` aside), in layer order."""
+    package = ROOT / "sqlalchemy_rds_iam"
+    lines = {
+        path.relative_to(package).as_posix(): len(path.read_text().splitlines())
+        for path in package.rglob("*.py") if "testing" not in path.relative_to(package).parts
+    }
+    rows = [(f"`{module}`", str(lines[module]), str(layer_of(module)) if layer_of(module) else
+             "package") for module in sorted(lines, key=lambda m: (layer_of(m), m))]
+    rows.append(("total", str(sum(lines.values())), ""))
+    return _markdown_table(("module", "lines", "layer"), rows).replace(
+        "| --- | --- | --- |", "| --- | ---: | --- |")
+
+
 #: Marker name -> what the code makes for it.
 GENERATED: dict[str, Callable[[], str]] = {
     "exit-codes": exit_code_table,
     "exit-classes": exit_class_table,
+    "module-map": module_map_table,
 }
 
 

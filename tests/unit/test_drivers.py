@@ -554,7 +554,7 @@ def test_slow_credentials_do_not_block_the_event_loop(name: str, loop_lag: Any) 
 def test_control_signing_on_the_loop_is_seen_by_the_ticker(loop_lag: Any) -> None:
     """Proves the ticker measures: the same slow signing, forced onto the loop, stalls it."""
     def on_loop(connector: IamConnector) -> None:
-        connector.target = connector.target._replace(
+        connector.target = connector.target.replace(
             spec=connector.target.spec.replace(is_async=False))
 
     source = SlowSource(delay=0.5)
