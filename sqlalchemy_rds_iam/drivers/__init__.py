@@ -39,7 +39,6 @@ rules (``DRIVERS`` is a lazy mapping; :func:`driver_for` reads only the facts ta
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -176,7 +175,9 @@ _FACTS: Mapping[str, tuple[str, str, bool, str, str, str]] = {
 def _build(name: str) -> DriverSpec:
     family, driver, is_async, password_key, extra, home = _FACTS[name]
     # imported here, not at the top: a cold start loads only its own driver family's rules
-    parts: dict[str, Any] = dict(importlib.import_module(f"{__name__}.{home}").ROWS[name])
+    # (by ``__import__``, as an import statement does, so ``-X importtime`` lists it too)
+    module = __import__(f"{__name__}.{home}", fromlist=["ROWS"])
+    parts: dict[str, Any] = dict(module.ROWS[name])
     keywords: Keywords = parts["keywords"]
     parts["classify"] = MemoizedClassify(_allowlisted(keywords, parts["classify"]))
     return DriverSpec(name=name, driver=driver, family=family, is_async=is_async,
@@ -234,5 +235,5 @@ def __getattr__(name: str) -> Any:
     """Names re-exported from a family module, loaded when first asked for."""
     homes = {"connect_aiomysql_requiring_tls": "aiomysql", "LIBPQ_PLAINTEXT_MODES": "postgresql"}
     if name in homes:
-        return getattr(importlib.import_module(f"{__name__}.{homes[name]}"), name)
+        return getattr(__import__(f"{__name__}.{homes[name]}", fromlist=[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
