@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy_rds_iam.testing.errors import ServerNotRunningError
 from sqlalchemy_rds_iam.testing.topology import (
     DEFAULT_DRIVERS,
-    Endpoint,
+    EmulatedEndpoint,
     seam_json,
     sqlalchemy_url,
 )
@@ -204,7 +204,7 @@ class EmulatorInfo:
     rate_limit: int | None = None
     #: Real-looking AWS endpoints (``/etc/hosts`` resolves them to 127.0.0.1), by key:
     #: ``postgresql-instance``, ``mysql-cluster``, ``proxy``, ``dsql``... (see ``topology``).
-    topology: dict[str, Endpoint] = field(default_factory=dict)
+    topology: dict[str, EmulatedEndpoint] = field(default_factory=dict)
     #: Trust-store name (``rds-aws``, ``rds-aws-us-gov``, ``rds-aws-cn``, ``amazon-roots``)
     #: -> the PEM of the throwaway CA standing in for it.
     trust_stores: dict[str, str] = field(default_factory=dict)
@@ -280,7 +280,8 @@ class EmulatorInfo:
             servers=servers,
             skipped=dict(data.get("skipped", {})),
             rate_limit=data.get("rate_limit"),
-            topology={k: Endpoint.from_dict(e) for k, e in data.get("topology", {}).items()},
+            topology={k: EmulatedEndpoint.from_dict(e)
+                      for k, e in data.get("topology", {}).items()},
             trust_stores=dict(data.get("trust_stores", {})),
         )
 

@@ -118,7 +118,7 @@ class Launch:
         trust_stores = {"rds-aws": str(tls.ca_cert)}
         trust_stores.update({store: str(f.ca_cert) for store, f in stand_ins.items()})
         endpoints = {
-            row.key: topology.Endpoint(
+            row.key: topology.EmulatedEndpoint(
                 key=row.key,
                 hostname=row.hostname,
                 port=relay_ports.get(row.key, ports[row.server]),

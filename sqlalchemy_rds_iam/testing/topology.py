@@ -24,7 +24,7 @@ __all__ = [
     "DSQL_DATABASE",
     "ENDPOINTS",
     "STORES",
-    "Endpoint",
+    "EmulatedEndpoint",
     "EndpointSpec",
     "sqlalchemy_url",
 ]
@@ -108,7 +108,7 @@ ENDPOINTS = (
 
 
 @dataclass(frozen=True)
-class Endpoint:
+class EmulatedEndpoint:
     """A running real-looking endpoint: name, port, and what a client needs to use it."""
 
     key: str
@@ -133,7 +133,7 @@ class Endpoint:
                               self.port, self.database, {"plugin": "rds_iam", **query})
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> Endpoint:
+    def from_dict(cls, raw: dict[str, Any]) -> EmulatedEndpoint:
         return cls(**{**raw, "users": tuple(raw["users"])})
 
 

@@ -21,7 +21,7 @@ import sqlalchemy_rds_iam
 from sqlalchemy_rds_iam.cabundle import TEST_SEAM_ENV
 from sqlalchemy_rds_iam.testing import hosts
 from sqlalchemy_rds_iam.testing.info import EmulatorInfo, Identity
-from sqlalchemy_rds_iam.testing.topology import Endpoint
+from sqlalchemy_rds_iam.testing.topology import EmulatedEndpoint
 from sqlalchemy_rds_iam.testing.verifier import token_fingerprint
 from tests.fakes import login, signed_tokens
 
@@ -43,13 +43,13 @@ def _no_region_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
 
 
-def endpoint(info: EmulatorInfo, key: str) -> Endpoint:
+def endpoint(info: EmulatorInfo, key: str) -> EmulatedEndpoint:
     if key not in info.topology:
         pytest.skip(f"{key}: its server does not run here ({info.skipped})")
     return info.topology[key]
 
 
-def decisions(info: EmulatorInfo, ep: Endpoint, offset: int, tokens: list[str]) -> list[Any]:
+def decisions(info: EmulatorInfo, ep: EmulatedEndpoint, offset: int, tokens: list[str]) -> list[Any]:
     prints = {token_fingerprint(t) for t in tokens}
     server = info.servers[ep.server]
     return [d for d in server.verifications(offset) if d.token_sha256 in prints]

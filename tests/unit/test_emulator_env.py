@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from sqlalchemy_rds_iam.testing.envcmd import URL_VARIABLES, env_lines, env_variables
 from sqlalchemy_rds_iam.testing.info import EmulatorInfo, Identity
-from sqlalchemy_rds_iam.testing.topology import Endpoint
+from sqlalchemy_rds_iam.testing.topology import EmulatedEndpoint
 
 # Anything a shell variable can hold: no NUL, everything else (quotes, $(...), newlines).
 values = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\0"),
@@ -21,7 +21,7 @@ PRINT_ENV = "import json, os; print(json.dumps(dict(os.environ)))"
 
 def _info(secret: str, state_dir: str, session_token: str | None = None,
           skipped: dict[str, str] | None = None) -> EmulatorInfo:
-    endpoint = Endpoint("postgresql-instance", "emu-pg.x.us-east-1.rds.amazonaws.com", 5432,
+    endpoint = EmulatedEndpoint("postgresql-instance", "emu-pg.x.us-east-1.rds.amazonaws.com", 5432,
                         "postgresql", "postgresql", "rds-aws", "us-east-1", "instance", "app",
                         ("iamuser",))
     return EmulatorInfo(
