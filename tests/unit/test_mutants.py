@@ -52,6 +52,19 @@ def test_an_abstract_unix_socket_host_is_refused(name: str) -> None:
     assert DRIVERS[name].password_key not in cparams
 
 
+@pytest.mark.parametrize("name", ["psycopg2", "psycopg", "pg8000", "asyncpg", "pymysql"])
+def test_the_socket_rule_itself_refuses_an_abstract_socket(name: str) -> None:
+    """Below ``place()`` (which refuses any other host first), the row's own rule: a host
+    that libpq or a driver reads as a socket (``/path``, ``@name``) is never TCP."""
+    engine = engine_for(name)
+    target = sqlalchemy_rds_iam.connector(engine).target
+    cparams = final_arguments(engine, {})
+    target.check(cparams)  # the positive control: placed, prepared and accepted
+    for socket in ("@pgsocket", "/var/run/postgresql"):
+        with pytest.raises(InsecureConnectionError, match="Unix socket"):
+            target.spec.classify([], {**cparams, "host": socket})
+
+
 @pytest.mark.parametrize("mode", [ssl.CERT_OPTIONAL, ssl.CERT_NONE])
 @pytest.mark.parametrize(("name", "key"), [("pg8000", "ssl_context"), ("asyncpg", "ssl"),
                                            ("aiomysql", "ssl"), ("asyncmy", "ssl")])
