@@ -113,21 +113,28 @@ def python_for(contender: Contender) -> str:
     return str(venv / "bin/python")
 
 
-def environment(info: Any) -> dict[str, str]:
-    server, identity = info.postgresql, info.identities["temporary"]
-    env = {
+def lambda_env(info: Any) -> dict[str, str]:
+    """What Lambda gives a function: the role's temporary credentials and the region, and
+    nothing from this machine's AWS configuration."""
+    identity = info.identities["temporary"]
+    return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LANG": "C.UTF-8",
-        # What Lambda sets: the role's temporary credentials and the region.
         "AWS_ACCESS_KEY_ID": identity.access_key_id,
         "AWS_SECRET_ACCESS_KEY": identity.secret_access_key,
         "AWS_SESSION_TOKEN": identity.session_token or "",
         "AWS_REGION": info.region,
         "AWS_DEFAULT_REGION": info.region,
-        # Nothing from this machine's AWS configuration.
         "AWS_CONFIG_FILE": "/dev/null",
         "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
         "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+def environment(info: Any) -> dict[str, str]:
+    server = info.postgresql
+    env = {
+        **lambda_env(info),
         "BENCH_HOST": server.host,
         "BENCH_PORT": str(server.port),
         "BENCH_DB": server.database,

@@ -117,19 +117,10 @@ def connect_scripts(info: Any) -> dict[str, str]:
 
 def connect_env(info: Any) -> dict[str, str]:
     """What Lambda gives a function: temporary credentials and the region, nothing else."""
-    identity = info.identities["temporary"]
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "LANG": "C.UTF-8",
-        "AWS_ACCESS_KEY_ID": identity.access_key_id,
-        "AWS_SECRET_ACCESS_KEY": identity.secret_access_key,
-        "AWS_SESSION_TOKEN": identity.session_token or "",
-        "AWS_REGION": info.region,
-        "AWS_DEFAULT_REGION": info.region,
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
+    sys.path.insert(0, HERE)
+    import field
+
+    return field.lambda_env(info)
 
 
 def lambda_python() -> str:
