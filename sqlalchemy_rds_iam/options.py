@@ -19,7 +19,7 @@ from .backoff import MAX_BUDGET, MAX_RETRIES
 from .cabundle import ca_certificates
 from .endpoints import is_region
 from .errors import ConfigurationError
-from .tls import TLS_MODES, TlsMode
+from .tls import TLS_MODES, VERIFY_FULL
 
 if TYPE_CHECKING:
     from .attach_options import AttachOptions
@@ -94,7 +94,7 @@ def unknown_options_error(names: Iterable[str]) -> ConfigurationError:
 
 
 #: What an option is when it is not given: ``None`` means "infer it".
-DEFAULTS: Mapping[str, Any] = {**dict.fromkeys(OPTIONS), "iam_tls": TlsMode.VERIFY_FULL.value}
+DEFAULTS: Mapping[str, Any] = {**dict.fromkeys(OPTIONS), "iam_tls": VERIFY_FULL}
 #: Options no repr shows: an external id is a shared secret; a session or a provider may
 #: hold credentials. The keyword-only ones are also left out of ``==``.
 UNPRINTED = ("aws_external_id", *KEYWORD_ONLY_NAMES)

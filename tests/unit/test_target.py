@@ -14,7 +14,7 @@ from sqlalchemy_rds_iam.cli import _connector
 from sqlalchemy_rds_iam.doctor import State, step_options
 from sqlalchemy_rds_iam.options import parse_options
 from sqlalchemy_rds_iam.target import Target, plain_url, resolve_target, without_options
-from sqlalchemy_rds_iam.tls import TLS_MODES, TlsMode
+from sqlalchemy_rds_iam.tls import TLS_MODES, VERIFY_CA, VERIFY_FULL
 
 PACKAGE = Path(sqlalchemy_rds_iam.__file__).parent
 RDS = "db.cluster-abc123.us-east-1.rds.amazonaws.com"
@@ -34,7 +34,7 @@ def test_rds_name_gives_region_partition_store_and_default_port() -> None:
     assert (target.region, target.region_source, target.partition) == (
         "us-east-1", "hostname", "aws")
     assert target.ca_bundle == bundle_path("rds-aws")
-    assert target.tls_mode == TlsMode.VERIFY_FULL.value
+    assert target.tls_mode == VERIFY_FULL
     assert target.shape == ("rds-db", "connect", 900)
     assert target.spec.family == "postgresql"
 
@@ -84,8 +84,8 @@ def test_url_helpers_strip_the_plugin_and_our_options() -> None:
     assert dict(without_options(url).query) == {"sslmode": "x"}
 
 
-def test_tls_modes_come_from_the_enum() -> None:
-    assert TLS_MODES == ("verify-full", "verify-ca") == tuple(m.value for m in TlsMode)
+def test_tls_modes_are_the_tls_words() -> None:
+    assert TLS_MODES == ("verify-full", "verify-ca") == (VERIFY_FULL, VERIFY_CA)
     from sqlalchemy_rds_iam import options
 
     assert options.TLS_MODES is TLS_MODES
@@ -101,7 +101,7 @@ ONE_PLACE = {
     r"\biam_host\s+or\b|\biam_port\s+or\b": {"target.py"},
     r"difference_update_query\(": {"target.py"},
     r"\"disable\", \"allow\", \"prefer\"": {"drivers/postgresql.py"},
-    # ours are TlsMode's; drivers/postgresql.py spells asyncpg's and libpq's own words (they coincide)
+    # ours are tls.TLS_MODES'; drivers/postgresql.py spells asyncpg's and libpq's own words (they coincide)
     r"\"verify-full\", \"verify-ca\"|\"verify-ca\", \"verify-full\"": {"drivers/postgresql.py"},
 }
 
