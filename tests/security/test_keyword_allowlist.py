@@ -33,6 +33,7 @@ from sqlalchemy.pool import NullPool
 import sqlalchemy_rds_iam
 from sqlalchemy_rds_iam import InsecureConnectionError
 from sqlalchemy_rds_iam.drivers import CHECKED, DRIVERS, HARMLESS, OURS, PLACED
+from sqlalchemy_rds_iam.options import OPTIONS
 from tests.fakes import Pki, RecordingServer, driver_arguments, login, make_pki, set_aws_env
 
 if TYPE_CHECKING:
@@ -283,10 +284,11 @@ def test_unknown_keys_are_refused_before_any_byte_leaves(
     value = data.draw(VALUES, label="value")
     server = valid[DRIVERS[driver].family]
     before = server.connections
-    # In a URL query, some names are not the driver's: our options, the plugin selector,
-    # and the ssl_* that SQLAlchemy's MySQL dialects fold into an ssl dict.
+    # In a URL query, some names are not the driver's: our options (the keyword-only ones,
+    # boto3_session and credentials_provider, too: refused there as ours), the plugin
+    # selector, and the ssl_* that SQLAlchemy's MySQL dialects fold into an ssl dict.
     in_url = data.draw(st.booleans(), label="in the URL query") and not (
-        key.startswith(("aws_", "iam_", "plugin")) or key in _URL_FOLDED)
+        key.startswith(("aws_", "iam_", "plugin")) or key in OPTIONS or key in _URL_FOLDED)
     text = str(value) or "x"  # SQLAlchemy drops a query key whose value is empty
     query = f"{key}={urllib.parse.quote(text, safe='')}" if in_url else ""
     with pytest.raises(InsecureConnectionError, match=f"'{key}' is not a {driver} argument"):
