@@ -82,6 +82,7 @@ def before_snapshot() -> None:
     :mod:`sqlalchemy_rds_iam.snapshot`)."""
     from .snapshot import before_snapshot as _before
 
+    _serve_attached()
     _before()
 
 
@@ -90,7 +91,20 @@ def after_restore() -> None:
     connections are replaced at their next checkout (see :mod:`sqlalchemy_rds_iam.snapshot`)."""
     from .snapshot import after_restore as _after
 
+    _serve_attached()
     _after()
+
+
+def _serve_attached() -> None:
+    """Engines made outside a SnapStart init were not put under the hooks (the plugin loads
+    ``snapshot`` only where a snapshot may follow): put them there now."""
+    plugin = sys.modules.get(f"{__name__}.plugin")
+    if plugin is None:  # no plugin loaded: no engine to serve
+        return
+    from .snapshot import track
+
+    for engine, connector in list(plugin._ATTACHED.items()):
+        track(engine, connector)
 
 
 def _register_plugin() -> None:

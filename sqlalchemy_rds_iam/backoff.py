@@ -31,8 +31,6 @@ __all__ = [
     "DEFAULT_BUDGET",
     "DEFAULT_CAP",
     "DEFAULT_RETRIES",
-    "MAX_BUDGET",
-    "MAX_RETRIES",
     "RetryPolicy",
     "pause",
     "retrying",
@@ -47,9 +45,6 @@ DEFAULT_BUDGET = 5.0
 DEFAULT_BASE = 0.25
 #: No single wait is longer than this.
 DEFAULT_CAP = 2.0
-#: Upper bounds the options accept: beyond them a login would hang rather than fail.
-MAX_RETRIES = 20
-MAX_BUDGET = 60.0
 
 
 class RetryPolicy:
@@ -139,20 +134,29 @@ def retrying(
     retryable: Callable[[BaseException], bool],
     sleep: Callable[[float], None],
     announce: Callable[[int, float], None],
+    refused: Exception | None = None,
 ) -> T:
     """``attempt()`` until it returns, fails in a way not ``retryable``, or ``policy`` stops.
 
+    ``refused``: the first attempt was already made, and failed with this (the listener
+    makes it before this module is loaded: a successful connect never imports it).
     ``announce(number, delay)`` is called before each retry (number 2 for the first retry).
     The last exception propagates unchanged (the driver's own, not wrapped).
     """
     delays = enumerate(policy.delays(), start=2)
     while True:
-        try:
-            return attempt()
-        except Exception as exc:
-            retry = next(delays, None) if retryable(exc) else None
+        if refused is None:
+            try:
+                return attempt()
+            except Exception as exc:
+                retry = next(delays, None) if retryable(exc) else None
+                if retry is None:
+                    raise
+        else:
+            retry = next(delays, None) if retryable(refused) else None
             if retry is None:
-                raise
+                raise refused
+            refused = None
         number, delay = retry
         announce(number, delay)
         sleep(delay)

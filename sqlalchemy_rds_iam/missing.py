@@ -5,18 +5,16 @@ for a plain ``postgresql://`` URL on SQLAlchemy 2.1) and "Can't load plugin:
 sqlalchemy.dialects:postgresql.psycopg3". The plugin runs before either: SQLAlchemy
 constructs URL plugins before it loads the dialect or imports its DBAPI, so
 :func:`driver_problem` checks, without importing the driver, that each module the
-driver's row needs can be found, and names the extra that installs it. ``doctor`` uses the
-same function. ``difflib`` is imported only on the error path.
+driver's row needs can be found (``drivers.modules_missing``), and names the extra that
+installs it. ``doctor`` uses the same function. The plugin makes the same check itself and
+loads this module only when something is wrong; ``difflib`` only for a misspelt name.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .drivers import DRIVERS, driver_for
+from .drivers import DRIVER_MODULES, DRIVERS, modules_missing, url_driver
 from .errors import ConfigurationError, UnsupportedDriverError
 
 if TYPE_CHECKING:
@@ -31,21 +29,6 @@ __all__ = [
     "driver_problem",
     "require_driver",
 ]
-
-#: The modules each driver row imports (its DBAPI; greenlet for SQLAlchemy's async engines),
-#: all installed by the row's extra. A test checks that every row of ``DRIVERS`` is here.
-DRIVER_MODULES: Mapping[str, tuple[str, ...]] = {
-    "psycopg2": ("psycopg2",),
-    "psycopg": ("psycopg",),
-    "psycopg_async": ("psycopg", "greenlet"),
-    "pg8000": ("pg8000",),
-    "asyncpg": ("asyncpg", "greenlet"),
-    "pymysql": ("pymysql",),
-    "mysqldb": ("MySQLdb",),
-    "mysqlconnector": ("mysql.connector",),
-    "aiomysql": ("aiomysql", "pymysql", "greenlet"),
-    "asyncmy": ("asyncmy", "greenlet"),
-}
 
 #: For a URL without ``+driver``: the driver to name instead, and its extra.
 _NAMED_INSTEAD = {"postgresql": ("psycopg2", "postgresql"), "mysql": ("pymysql", "mysql")}
@@ -72,15 +55,6 @@ class DriverProblem:
 
     def __str__(self) -> str:
         return f"{self.detail}: {self.fix}"
-
-
-def _installed(module: str) -> bool:
-    if sys.modules.get(module) is not None:  # imported already: skip the path search
-        return True
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):  # a missing parent package; a blocked or odd module
-        return False
 
 
 def close_names(name: str, candidates: list[str]) -> list[str]:
@@ -121,14 +95,12 @@ def driver_problem(url: URL, *, is_async: bool = False) -> DriverProblem | None:
     from sqlalchemy.exc import NoSuchModuleError
 
     try:
-        dialect_cls = url.get_dialect(is_async)
+        spec = url_driver(url, is_async)
     except NoSuchModuleError:
         return _unknown_driver(url.drivername)
-    try:
-        spec = driver_for(dialect_cls.name, dialect_cls.driver, is_async=dialect_cls.is_async)
-    except UnsupportedDriverError:
+    if spec is None:
         return None
-    missing = [m for m in DRIVER_MODULES.get(spec.name, ()) if not _installed(m)]
+    missing = modules_missing(spec.name)
     if not missing:
         return None
     install = f"pip install 'sqlalchemy-rds-iam[{spec.extra}]'"

@@ -15,7 +15,6 @@ import ssl
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .backoff import MAX_BUDGET, MAX_RETRIES
 from .cabundle import ca_certificates
 from .endpoints import is_region
 from .errors import ConfigurationError
@@ -26,6 +25,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULTS",
+    "MAX_BUDGET",
+    "MAX_RETRIES",
     "OPTIONS",
     "OPTION_NAMES",
     "TLS_MODES",
@@ -37,6 +38,10 @@ __all__ = [
     "unknown_options_error",
 ]
 
+#: Upper bounds of ``iam_connect_retries`` and ``iam_retry_budget`` (``backoff``): beyond
+#: them a login would hang rather than fail.
+MAX_RETRIES = 20
+MAX_BUDGET = 60.0
 
 #: Every option, once: its name and where it may be given ("url": a URL query string, from
 #: which it is removed, or a keyword; "keyword": only as a Python object, never in a URL).

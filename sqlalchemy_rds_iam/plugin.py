@@ -15,20 +15,20 @@ runs, one registered before ours runs first and is checked. Nothing is frozen in
 
 from __future__ import annotations
 
-import inspect
 import logging
+import os
+import sys
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, CreateEnginePlugin, Dialect, Engine
 
-from . import snapshot
 from .credentials import CredentialSource, source_for
 from .credentials.base import region_for
+from .drivers import driver_installed
 from .errors import ConfigurationError
-from .missing import require_driver
 from .options import (
     KEYWORD_ONLY_NAMES,
     OPTION_NAMES,
@@ -37,9 +37,7 @@ from .options import (
     parse_options,
     unknown_options_error,
 )
-from .refusals import Refusals, Signed, carry_notes
-from .scrub import scrub_exception
-from .target import Target, resolve_target, without_options
+from .target import Target, connect_arguments, resolve_target, without_options
 from .tokens import SignedToken, TokenCache, TokenKey, sign_token
 
 if TYPE_CHECKING:
@@ -49,6 +47,7 @@ if TYPE_CHECKING:
 
     from .globaldb import GlobalWriterRegion
     from .options import AttachOptions
+    from .refusals import Refusals, Signed
 
     if sys.version_info >= (3, 11):
         from typing import Unpack
@@ -89,7 +88,8 @@ class IamConnector:
             self.source, "access_key_hint", _no_hint
         )
         self.cache = cache if cache is not None else TokenCache()
-        self.refusals = Refusals(target, url, options)
+        self._url, self._options = url, options
+        self._refusals: Refusals | None = None
         self._key: TokenKey | None = None
         self._skipped: set[int] = set()
         self._listeners_seen = -1  # how many do_connect listeners the last check saw
@@ -134,6 +134,16 @@ class IamConnector:
     @property
     def tls_mode(self) -> str:
         return self.target.tls_mode
+
+    @property
+    def refusals(self) -> Refusals:
+        """The refusal policy (``refusals``), loaded at the first failed login: a successful
+        connect never imports it."""
+        if self._refusals is None:
+            from .refusals import Refusals
+
+            self._refusals = Refusals(self.target, self._url, self._options)
+        return self._refusals
 
     def key(self) -> TokenKey:
         """The token key; a region the target does not name is resolved on first use."""
@@ -197,8 +207,11 @@ class IamConnector:
         """
         if context.connection is None and self._key is not None:
             self.cache.invalidate(self._key)
-        carry_notes(getattr(context, "original_exception", None),
-                    getattr(context, "sqlalchemy_exception", None))
+        original = getattr(context, "original_exception", None)
+        if getattr(original, "__notes__", None):  # only refusals (loaded by then) adds ours
+            from .refusals import carry_notes
+
+            carry_notes(original, getattr(context, "sqlalchemy_exception", None))
 
     def connect_once(
         self, dialect: Dialect, cargs: Sequence[Any], cparams: dict[str, Any],
@@ -222,11 +235,15 @@ class IamConnector:
         return connection
 
     def connect(self, dialect: Dialect, cargs: Sequence[Any], cparams: dict[str, Any]) -> Any:
-        """:meth:`connect_once`, made again where a refused login may pass, and a refusal
-        explained, as :attr:`refusals` decides (``refusals.Refusals.login``)."""
+        """:meth:`connect_once`; if it fails, made again where a refused login may pass, and
+        a refusal explained, as :attr:`refusals` decides (``refusals.Refusals.after``)."""
         cached = self.cache.peek(self._key, self._hint()) if self._key is not None else None
-        return self.refusals.login(
-            lambda token: self.connect_once(dialect, cargs, cparams, token), cached, self
+        try:
+            return self.connect_once(dialect, cargs, cparams, cached)
+        except Exception as exc:
+            refused = exc  # handled below, outside this block: no retry's error chains to it
+        return self.refusals.after(
+            refused, lambda token: self.connect_once(dialect, cargs, cparams, token), cached, self
         )
 
     def refused(self) -> None:
@@ -240,6 +257,8 @@ class IamConnector:
 
     def signed(self) -> Signed:
         """The last signing, for the refusal note."""
+        from .refusals import Signed
+
         signed_at, access_key = self._last_signing or (None, "unknown")
         age = f"{self.cache.clock() - signed_at:.0f} s" if signed_at is not None else "unknown"
         region = self._key.region if self._key else self.target.region or "unknown"
@@ -261,6 +280,8 @@ class IamConnector:
         try:
             return self.connect(dialect, cargs, cparams)
         except BaseException as exc:
+            from .scrub import scrub_exception  # a failed connect's path only
+
             scrub_exception(exc)
             raise
 
@@ -291,33 +312,20 @@ def _no_hint() -> None:
     return None
 
 
-def connect_arguments(
-    url: URL, dialect: Dialect, engine: Engine | None = None
-) -> tuple[list[Any], dict[str, Any]]:
-    """The ``(cargs, cparams)`` the driver is given, read once for the check at setup.
+#: ``snapshot.INIT_TYPE_VARIABLE`` and ``SNAP_START``, here too so that a process no snapshot
+#: can follow never loads ``snapshot`` (``tests/unit/test_snapshot.py`` holds them equal).
+_INIT_TYPE_VARIABLE, _SNAP_START = "AWS_LAMBDA_INITIALIZATION_TYPE", "snap-start"
+_SNAPSHOT_MODULE = __package__ + ".snapshot"
 
-    An engine hands its ``do_connect`` listeners ``create_connect_args(url)`` merged with
-    its ``connect_args``, which ``create_engine`` keeps only in the closure of the pool's
-    creator function: :func:`inspect.getclosurevars` reads them there. A pool built from
-    ``creator=`` or ``pool=`` never fires ``do_connect``, so no token could ever be set:
-    that is refused. Without an engine (the CLI), or on a SQLAlchemy whose closure is not
-    understood, the URL's own arguments (checked again at every connect anyway).
-    """
-    if engine is not None:
-        creator = getattr(engine.pool, "_creator", None)
-        if not (callable(creator)
-                and getattr(creator, "__module__", "") == "sqlalchemy.engine.create"
-                and getattr(creator, "__name__", "") == "connect"):
-            raise ConfigurationError(
-                "this engine was created with creator= or pool=, whose connections bypass "
-                "SQLAlchemy's do_connect event, so no token would be set; create the engine "
-                "from a URL (with connect_args=) instead"
-            )
-        closure = inspect.getclosurevars(creator).nonlocals
-        cparams = closure.get("cparams")
-        if isinstance(cparams, Mapping):
-            return list(closure.get("cargs_tup", closure.get("cargs", ()))), dict(cparams)
-    return [], dict(dialect.create_connect_args(url)[1])
+
+def _serve_snapshots(engine: Engine, connector: IamConnector) -> None:
+    """Put ``engine`` under the snapshot hooks where a snapshot may follow: in a SnapStart
+    init (the only init Lambda snapshots), or once ``snapshot`` is loaded. Elsewhere the
+    package's ``before_snapshot()``/``after_restore()`` put the engines there first."""
+    if os.environ.get(_INIT_TYPE_VARIABLE) == _SNAP_START or _SNAPSHOT_MODULE in sys.modules:
+        from . import snapshot
+
+        snapshot.serve(engine, connector)  # SnapStart hooks; its init's one-time work
 
 
 def _install(engine: Engine, options: Options) -> IamConnector:
@@ -328,7 +336,7 @@ def _install(engine: Engine, options: Options) -> IamConnector:
     event.listen(engine, "do_connect", connector)
     event.listen(engine, "handle_error", connector.on_error)
     _ATTACHED[engine] = connector
-    snapshot.serve(engine, connector)  # SnapStart hooks; its init's one-time work
+    _serve_snapshots(engine, connector)
     return connector
 
 
@@ -374,8 +382,11 @@ class RdsIamPlugin(CreateEnginePlugin):
             name: kwargs.pop(name) for name in OPTION_NAMES + KEYWORD_ONLY_NAMES if name in kwargs
         }
         self.options = parse_options(url.query, keywords)
-        if "module" not in kwargs:  # SQLAlchemy imports the driver next: say what is missing
-            require_driver(url, is_async=bool(kwargs.get("_is_async", False)))
+        is_async = bool(kwargs.get("_is_async", False))
+        if "module" not in kwargs and not driver_installed(url, is_async):
+            from .missing import require_driver  # SQLAlchemy imports it next: say what is wrong
+
+            require_driver(url, is_async=is_async)
 
     def update_url(self, url: URL) -> URL:
         return without_options(url)

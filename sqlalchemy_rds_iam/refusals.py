@@ -138,26 +138,36 @@ class Refusals:
 
     def login(self, attempt: Callable[[str | None], T], cached: str | None,
               listener: Listener) -> T:
-        """``attempt(token)`` (``None``: the listener's current token) until one passes.
-
-        A cached token may have been signed by credentials retired since (rotated keys, an
-        ended session): refused, it is dropped and the login made once more with a freshly
-        signed one. A refused fresh token may be the IAM throttle: it is retried with
-        backoff (:attr:`retry`), reusing the token while the cache holds it. A refusal that
-        surfaces gets a note (and a WARNING log line): what the token was signed for, how
-        many attempts were made and which ``doctor`` command checks it.
-        """
-        fresh: list[None] = []  # one item per attempt with a freshly signed token
+        """``attempt(token)`` (``None``: the listener's current token) until one passes
+        (the first attempt, then :meth:`after`)."""
         try:
-            if cached is not None:  # the warm path: one attempt, no closure built
-                try:
-                    return attempt(cached)
-                except Exception as exc:
-                    if not self.may_pass(exc):
-                        raise
-                    logger.info("login with a cached IAM token refused for %s; signing a fresh "
-                                "one", listener.key())
-                    listener.refused()
+            return attempt(cached)
+        except Exception as exc:
+            refused = exc  # handled outside this block: no retry's error chains to it
+        return self.after(refused, attempt, cached, listener)
+
+    def after(self, refused: Exception, attempt: Callable[[str | None], T],
+              cached: str | None, listener: Listener) -> T:
+        """The first ``attempt(cached)`` failed with ``refused``: try again while one may pass.
+
+        The listener makes that first attempt itself, so a successful connect never loads
+        this module. A cached token may have been signed by credentials retired since
+        (rotated keys, an ended session): refused, it is dropped and the login made once
+        more with a freshly signed one. A refused fresh token may be the IAM throttle: it is
+        retried with backoff (:attr:`retry`), reusing the token while the cache holds it. A
+        refusal that surfaces gets a note (and a WARNING log line): what the token was signed
+        for, how many attempts were made and which ``doctor`` command checks it.
+        """
+        fresh: list[None] = [] if cached is not None else [None]  # one per fresh attempt
+        try:
+            first: Exception | None = refused
+            if cached is not None:
+                if not self.may_pass(refused):
+                    raise refused
+                logger.info("login with a cached IAM token refused for %s; signing a fresh "
+                            "one", listener.key())
+                listener.refused()
+                first = None  # the fresh token's first attempt is still to be made
 
             def attempt_fresh() -> T:
                 fresh.append(None)
@@ -165,7 +175,8 @@ class Refusals:
 
             return retrying(self.retry, attempt_fresh, self.may_pass,
                             lambda delay: pause(delay, self.target.spec.is_async),
-                            lambda number, delay: self._announce(listener, number, delay))
+                            lambda number, delay: self._announce(listener, number, delay),
+                            refused=first)
         except Exception as exc:
             if login_refused(exc, self.target.spec.family):
                 self.explain(exc, listener.signed(), attempts=len(fresh) + (cached is not None),

@@ -14,12 +14,14 @@ serves:
   token signed from credentials fetched now, without ``pool_pre_ping``. No I/O: Lambda
   gives after-restore hooks 10 seconds in all.
 
-When AWS's ``snapshot_restore_py`` module is importable (Lambda's Python 3.12+ runtimes)
-both are registered with it, once per process, at the first engine; anyone else who
-snapshots a process calls them. During a SnapStart init
-(``AWS_LAMBDA_INITIALIZATION_TYPE=snap-start``) each new engine also does the one-time work
-of a first connect at creation (imports, the credential source's set-up), so that it is in
-the snapshot rather than on every restore's critical path.
+During a SnapStart init (``AWS_LAMBDA_INITIALIZATION_TYPE=snap-start``: the only init
+Lambda snapshots) the plugin loads this module at the first engine, which registers both
+with AWS's ``snapshot_restore_py`` module (Lambda's Python 3.12+ runtimes; once per process,
+when it is importable), and each new engine does the one-time work of a first connect at
+creation (imports, the credential source's set-up), so that it is in the snapshot rather
+than on every restore's critical path. Anyone else who snapshots a process calls
+``sqlalchemy_rds_iam.before_snapshot()`` / ``after_restore()``, which put every engine made
+until then under these first. Any other process never loads this module.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from . import tokens
 from .errors import RdsIamError
 
-__all__ = ["after_restore", "before_snapshot", "hooks_registered", "serve"]
+__all__ = ["after_restore", "before_snapshot", "hooks_registered", "serve", "track"]
 
 #: Lambda's variable during init, and its value when a snapshot follows the init.
 INIT_TYPE_VARIABLE, SNAP_START = "AWS_LAMBDA_INITIALIZATION_TYPE", "snap-start"
@@ -61,11 +63,17 @@ _hooks: bool | None = None
 
 
 def serve(engine: Any, connector: Served) -> None:
-    """Put ``engine`` under the hooks (the plugin calls this for every engine it serves)."""
-    _SERVED[engine] = connector
+    """Put ``engine`` under the hooks, registering them with the runtime (the plugin calls
+    this for each engine it serves while a snapshot may follow: ``plugin._serve_snapshots``)."""
+    track(engine, connector)
     _register_runtime_hooks()
     if os.environ.get(INIT_TYPE_VARIABLE) == SNAP_START:
         warm(connector)
+
+
+def track(engine: Any, connector: Served) -> None:
+    """Put ``engine`` under :func:`before_snapshot` and :func:`after_restore` (held weakly)."""
+    _SERVED[engine] = connector
 
 
 def hooks_registered() -> bool:

@@ -14,9 +14,10 @@ cached and signed under.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .cabundle import COMBINED, bundle_path, missing_region_root, trust_store_for
@@ -28,13 +29,13 @@ from .tls import ssl_context
 from .tokens import TokenKey, token_shape
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import URL, Dialect
+    from sqlalchemy.engine import URL, Dialect, Engine
 
     from .transport import Transport
 
 __all__ = [
-    "Target", "check_chain_only", "check_host_name", "plain_url", "resolve_target",
-    "without_options",
+    "Target", "check_chain_only", "check_host_name", "connect_arguments", "plain_url",
+    "resolve_target", "without_options",
 ]
 
 logger = logging.getLogger("sqlalchemy_rds_iam")
@@ -212,6 +213,35 @@ def resolve_target(url: URL, dialect: Dialect, options: Options) -> Target:
 
 #: Trust stores whose roots sign RDS database servers only: a chain to one proves an RDS server.
 RDS_ONLY_STORES = frozenset({"rds-aws", "rds-aws-us-gov", "rds-aws-cn"})
+
+
+def connect_arguments(
+    url: URL, dialect: Dialect, engine: Engine | None = None
+) -> tuple[list[Any], dict[str, Any]]:
+    """The ``(cargs, cparams)`` the driver is given, read once for the check at setup.
+
+    An engine hands its ``do_connect`` listeners ``create_connect_args(url)`` merged with
+    its ``connect_args``, which ``create_engine`` keeps only in the closure of the pool's
+    creator function: :func:`inspect.getclosurevars` reads them there. A pool built from
+    ``creator=`` or ``pool=`` never fires ``do_connect``, so no token could ever be set:
+    that is refused. Without an engine (the CLI), or on a SQLAlchemy whose closure is not
+    understood, the URL's own arguments (checked again at every connect anyway).
+    """
+    if engine is not None:
+        creator = getattr(engine.pool, "_creator", None)
+        if not (callable(creator)
+                and getattr(creator, "__module__", "") == "sqlalchemy.engine.create"
+                and getattr(creator, "__name__", "") == "connect"):
+            raise ConfigurationError(
+                "this engine was created with creator= or pool=, whose connections bypass "
+                "SQLAlchemy's do_connect event, so no token would be set; create the engine "
+                "from a URL (with connect_args=) instead"
+            )
+        closure = inspect.getclosurevars(creator).nonlocals
+        cparams = closure.get("cparams")
+        if isinstance(cparams, Mapping):
+            return list(closure.get("cargs_tup", closure.get("cargs", ()))), dict(cparams)
+    return [], dict(dialect.create_connect_args(url)[1])
 
 
 def check_chain_only(target: Target, setting: str) -> None:

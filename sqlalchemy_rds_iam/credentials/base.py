@@ -14,9 +14,17 @@ from typing import Any, Protocol
 from ..errors import CredentialsError, RegionError
 
 __all__ = [
-    "CredentialSource", "FrozenCredentials", "configured_region", "credentials_error",
-    "region_for",
+    "CredentialSource", "FrozenCredentials", "NotPlain", "configured_region",
+    "credentials_error", "region_for",
 ]
+
+
+class NotPlain(Exception):
+    """An expiry (``refresh.parse_expiry``) that only botocore should interpret.
+
+    Here, not in ``refresh``: the sources catch it on every read, and ``refresh`` loads only
+    where there is an expiry to read (Lambda's environment has none).
+    """
 
 
 class FrozenCredentials:

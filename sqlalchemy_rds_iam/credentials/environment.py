@@ -17,8 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from .base import FrozenCredentials, configured_region, credentials_error
-from .refresh import ADVISORY_REFRESH, MANDATORY_REFRESH, STILL_EXPIRED, NotPlain, parse_expiry
+from .base import FrozenCredentials, NotPlain, configured_region, credentials_error
 
 if TYPE_CHECKING:
     from .botocore import BotocoreSource
@@ -33,9 +32,6 @@ _EXPIRY = "AWS_CREDENTIAL_EXPIRATION"
 #: Either one makes botocore's chain consider the container endpoint (``container.py``).
 _CONTAINER_VARIABLES = frozenset({"AWS_CONTAINER_CREDENTIALS_FULL_URI",
                                   "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"})
-#: Under their old names here: botocore's refresh windows and the expiry reader (``refresh``).
-_ADVISORY_REFRESH, _MANDATORY_REFRESH = ADVISORY_REFRESH, MANDATORY_REFRESH
-_NotPlain, _parse_expiry = NotPlain, parse_expiry
 
 
 class PartialCredentialsError(Exception):
@@ -59,7 +55,11 @@ def _read_environment(environ: Mapping[str, str], require_expiry: bool) -> Froze
     expiry_text = environ.get(_EXPIRY, "")
     if require_expiry and not expiry_text:
         raise PartialCredentialsError(_EXPIRY)
-    expiry = _parse_expiry(expiry_text) if expiry_text else None
+    expiry = None
+    if expiry_text:  # botocore's refresh rules load only where there is an expiry to read
+        from .refresh import parse_expiry
+
+        expiry = parse_expiry(expiry_text)
     return FrozenCredentials(access_key, secret_key, token, expiry, from_environment=True)
 
 
@@ -114,7 +114,7 @@ class EnvironmentSource:
         if self._botocore is None:
             try:
                 current = self._load()
-            except _NotPlain:
+            except NotPlain:
                 current = None
             except (PartialCredentialsError, RuntimeError) as exc:  # as botocore reports them
                 raise credentials_error(self.describe(), exc) from exc
@@ -135,13 +135,15 @@ class EnvironmentSource:
             current = _read_environment(self._environ, require_expiry=False)
         if current is None or current.expiry is None:
             return current  # botocore's plain Credentials: read once, never refreshed
+        from .refresh import ADVISORY_REFRESH, MANDATORY_REFRESH, STILL_EXPIRED
+
         remaining = current.expiry - self._clock()
-        if remaining >= _ADVISORY_REFRESH:
+        if remaining >= ADVISORY_REFRESH:
             return current
         try:
             refreshed = _read_environment(self._environ, require_expiry=True)
         except PartialCredentialsError:
-            if remaining < _MANDATORY_REFRESH:
+            if remaining < MANDATORY_REFRESH:
                 raise
             return current
         assert refreshed is not None and refreshed.expiry is not None

@@ -15,6 +15,8 @@ import datetime
 import functools
 import re
 
+from .base import NotPlain
+
 __all__ = ["ADVISORY_REFRESH", "MANDATORY_REFRESH", "STILL_EXPIRED", "NotPlain", "parse_expiry"]
 
 #: botocore's ``RefreshableCredentials`` windows, in seconds before the expiry: within the
@@ -32,10 +34,6 @@ _ISO_EXPIRY = r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(Z|[+-
 def _iso_expiry() -> re.Pattern[str]:
     """Compiled on first use: Lambda's environment has no expiry to parse."""
     return re.compile(_ISO_EXPIRY, re.ASCII)
-
-
-class NotPlain(Exception):
-    """The value is something only botocore should interpret."""
 
 
 def parse_expiry(text: str) -> float:

@@ -39,9 +39,11 @@ rules (``DRIVERS`` is a lazy mapping; :func:`driver_for` reads only the facts ta
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UnsupportedDriverError
 from ..memo import MemoizedClassify
@@ -59,9 +61,13 @@ from .rules import (
     place,
 )
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
 __all__ = [
-    "CHECKED", "DRIVERS", "HARMLESS", "LIBPQ_PLAINTEXT_MODES", "OURS", "PLACED", "DriverSpec",
-    "Keywords", "Transport", "connect_aiomysql_requiring_tls", "driver_for", "place",
+    "CHECKED", "DRIVERS", "DRIVER_MODULES", "HARMLESS", "LIBPQ_PLAINTEXT_MODES", "OURS", "PLACED",
+    "DriverSpec", "Keywords", "Transport", "connect_aiomysql_requiring_tls", "driver_for",
+    "driver_installed", "modules_missing", "place", "url_driver",
 ]
 
 
@@ -229,6 +235,62 @@ def driver_for(dialect_name: str, driver: str, is_async: bool | None = None) -> 
         f"IAM authentication is not supported for {dialect_name}+{driver}; "
         f"supported drivers: {supported}"
     )
+
+
+def url_driver(url: URL, is_async: bool = False) -> DriverSpec | None:
+    """The row of the driver ``url`` names, loading its dialect class (as ``create_engine``
+    does next) but not the driver; ``None`` for a dialect this package has no row for.
+
+    Raises SQLAlchemy's ``NoSuchModuleError`` for a name it has no dialect for.
+    """
+    dialect_cls = url.get_dialect(is_async)
+    try:
+        return driver_for(dialect_cls.name, dialect_cls.driver, is_async=dialect_cls.is_async)
+    except UnsupportedDriverError:
+        return None
+
+
+#: The modules each driver row imports (its DBAPI; greenlet for SQLAlchemy's async engines),
+#: all installed by the row's extra. A test checks that every row of ``DRIVERS`` is here.
+DRIVER_MODULES: Mapping[str, tuple[str, ...]] = {
+    "psycopg2": ("psycopg2",),
+    "psycopg": ("psycopg",),
+    "psycopg_async": ("psycopg", "greenlet"),
+    "pg8000": ("pg8000",),
+    "asyncpg": ("asyncpg", "greenlet"),
+    "pymysql": ("pymysql",),
+    "mysqldb": ("MySQLdb",),
+    "mysqlconnector": ("mysql.connector",),
+    "aiomysql": ("aiomysql", "pymysql", "greenlet"),
+    "asyncmy": ("asyncmy", "greenlet"),
+}
+
+
+def _installed(module: str) -> bool:
+    if sys.modules.get(module) is not None:  # imported already: skip the path search
+        return True
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a missing parent package; a blocked or odd module
+        return False
+
+
+def modules_missing(name: str) -> list[str]:
+    """Those of row ``name``'s :data:`DRIVER_MODULES` that cannot be found (none is imported):
+    what ``missing`` explains, and the plugin checks before SQLAlchemy imports the driver."""
+    return [module for module in DRIVER_MODULES.get(name, ()) if not _installed(module)]
+
+
+def driver_installed(url: URL, is_async: bool = False) -> bool:
+    """Whether ``create_engine(url)`` will find its dialect and every module of its row (the
+    plugin's check before SQLAlchemy imports the driver; ``missing`` says what is wrong)."""
+    from sqlalchemy.exc import NoSuchModuleError
+
+    try:
+        spec = url_driver(url, is_async)
+    except NoSuchModuleError:
+        return False
+    return spec is None or not modules_missing(spec.name)
 
 
 def __getattr__(name: str) -> Any:

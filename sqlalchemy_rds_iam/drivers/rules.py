@@ -8,7 +8,6 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 from ..errors import InsecureConnectionError
-from ..scrub import MASK, is_secret_key
 from ..tls import ContextCheck, bundle_problem, context_problem
 from ..transport import Transport, refuse
 
@@ -121,6 +120,8 @@ class Keywords:
                 if cparams[key] is None:  # what the driver takes for "not given"
                     continue
                 why, fix = rule
+                from ..scrub import MASK, is_secret_key  # a refusal's message only
+
                 secret = is_secret_key(key) or "passwd" in key  # passwd=, oauth_client_secret=
                 shown = MASK if secret else _v(cparams[key])
                 raise InsecureConnectionError(

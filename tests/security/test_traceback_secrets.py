@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 import sqlalchemy_rds_iam
-from sqlalchemy_rds_iam import plugin
+from sqlalchemy_rds_iam import scrub as scrub_module
 from sqlalchemy_rds_iam.credentials import FrozenCredentials
 from sqlalchemy_rds_iam.drivers import DRIVERS
 from sqlalchemy_rds_iam.refusals import add_note, login_refused
@@ -363,7 +363,7 @@ def session_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("driver", sorted(DRIVERS))
 @pytest.mark.usefixtures("session_credentials")
 def test_dead_port(driver: str, scrubbed: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(plugin, "scrub_exception", _recording_scrub(scrubbed))
+    monkeypatch.setattr(scrub_module, "scrub_exception", _recording_scrub(scrubbed))
     exc = _attempt(_dead_port_url(driver))
     orig = _check(exc, driver, scrubbed=scrubbed)
     assert isinstance(exc, (sa.exc.DBAPIError, OSError)), type(exc)
@@ -376,7 +376,7 @@ def test_dead_port(driver: str, scrubbed: bool, monkeypatch: pytest.MonkeyPatch)
 @pytest.mark.parametrize("driver", sorted(DRIVERS))
 def test_refused_login(rds_iam_emulator: EmulatorInfo, driver: str, scrubbed: bool,
                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(plugin, "scrub_exception", _recording_scrub(scrubbed))
+    monkeypatch.setattr(scrub_module, "scrub_exception", _recording_scrub(scrubbed))
     exc = _attempt(_refused_url(rds_iam_emulator, driver),
                    _unknown_source(rds_iam_emulator.region))
     orig = _check(exc, driver, scrubbed=scrubbed)
@@ -435,7 +435,7 @@ def _in_event(event: bytes) -> list[str]:
 @pytest.mark.usefixtures("session_credentials")
 def test_dead_port_sentry_event(driver: str, scrubbed: bool,
                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(plugin, "scrub_exception", _recording_scrub(scrubbed))
+    monkeypatch.setattr(scrub_module, "scrub_exception", _recording_scrub(scrubbed))
     event = _sentry_event(_attempt(_dead_port_url(driver)))
     assert b'"vars"' in event, "the event carries frame locals"
     # Unscrubbed, the token reaches the event for 9 of 10 drivers (mysql-connector's only
@@ -449,7 +449,7 @@ def test_dead_port_sentry_event(driver: str, scrubbed: bool,
 @pytest.mark.parametrize("driver", sorted(DRIVERS))
 def test_refused_login_sentry_event(rds_iam_emulator: EmulatorInfo, driver: str, scrubbed: bool,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(plugin, "scrub_exception", _recording_scrub(scrubbed))
+    monkeypatch.setattr(scrub_module, "scrub_exception", _recording_scrub(scrubbed))
     exc = _attempt(_refused_url(rds_iam_emulator, driver), _unknown_source(rds_iam_emulator.region))
     event = _sentry_event(exc)
     assert bool(_in_event(event)) is not scrubbed, _in_event(event)  # unscrubbed: all 10 leak

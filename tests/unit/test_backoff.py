@@ -161,6 +161,28 @@ def test_retrying_stops_at_the_budget() -> None:
     assert 3 <= len(attempt.calls) < 21
 
 
+def test_retrying_from_a_first_refusal_already_made() -> None:
+    """The listener makes the first attempt itself (so that a successful connect never loads
+    this module) and hands its refusal over: the loop goes on from there."""
+    fake = FakeTime()
+    first = mysql_refused()
+    attempt = refusing(1, mysql_refused())
+    announced: list[int] = []
+    result = retrying(policy(fake, budget=60), attempt, lambda e: worth_retrying(e, "mysql"),
+                      fake.sleep, lambda n, d: announced.append(n), refused=first)
+    assert result == "connection" and len(attempt.calls) == 2 and announced == [2, 3]
+
+
+def test_a_first_refusal_not_worth_retrying_is_raised_as_it_is() -> None:
+    fake = FakeTime()
+    first = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    attempt = refusing(0, mysql_refused())
+    with pytest.raises(ssl.SSLCertVerificationError) as info:
+        retrying(policy(fake), attempt, lambda e: worth_retrying(e, "mysql"), fake.sleep,
+                 lambda n, d: None, refused=first)
+    assert info.value is first and attempt.calls == [] and fake.slept == []
+
+
 PG_HBA = asyncpg.exceptions.InvalidAuthorizationSpecificationError(
     'no pg_hba.conf entry for host "10.0.0.1", user "iamuser", database "app", SSL off')
 PG_HBA.sqlstate = "28000"  # type: ignore[attr-defined]
@@ -300,6 +322,31 @@ def test_listener_cached_token_then_fresh_then_backoff(monkeypatch: pytest.Monke
     assert len(signed) == 1 and refuser.passwords[1] == refuser.passwords[2] == signed[0]
     (note,) = info.value.__notes__  # type: ignore[attr-defined]
     assert "(3 attempts: a cached token, then a freshly signed one, tried 2 times;" in note
+
+
+class FreshRefusals(Refuser):
+    """A new exception object for every refusal, as a driver raises them."""
+
+    def __call__(self, *cargs: Any, **cparams: Any) -> Any:
+        self.passwords.append(cparams["password"])
+        if len(self.passwords) <= self.n:
+            raise mysql_refused()
+        return object()
+
+
+def test_the_last_refusal_does_not_chain_to_the_first(monkeypatch: pytest.MonkeyPatch,
+                                                      quick: list[float]) -> None:
+    """The listener hands the first refusal to the policy outside its ``except`` block: the
+    error that surfaces is the driver's last one, with no "during handling of the above
+    exception" chain through every earlier refusal (cached token, then fresh ones)."""
+    engine, iam = _listener(monkeypatch, "&iam_connect_retries=2")
+    iam.token()  # cached, so the cached-token step runs too
+    refuser = FreshRefusals(100, mysql_refused())
+    engine.dialect.connect = refuser  # type: ignore[method-assign]
+    with pytest.raises(pymysql.err.OperationalError) as info:
+        iam.connect(engine.dialect, [], dict(engine.dialect.create_connect_args(engine.url)[1]))
+    assert len(refuser.passwords) == 4
+    assert info.value.__context__ is None and info.value.__cause__ is None
 
 
 def test_retries_off_is_one_attempt(monkeypatch: pytest.MonkeyPatch,

@@ -35,7 +35,8 @@ def run(code: str, env: dict[str, str] | None = None) -> str:
     return out.stdout.strip()
 
 
-def test_hooks_are_registered_once_per_process_at_the_first_engine() -> None:
+def test_hooks_are_registered_once_per_process_at_the_first_engine_of_a_snap_start_init(
+) -> None:
     code = (
         "import sys, sqlalchemy as sa, sqlalchemy_rds_iam, snapshot_restore_py as rt\n"
         "assert not rt.get_before_snapshot(), 'registered at import'\n"
@@ -43,9 +44,39 @@ def test_hooks_are_registered_once_per_process_at_the_first_engine() -> None:
         "from sqlalchemy_rds_iam import snapshot\n"
         "print([f is snapshot.before_snapshot for f, a, k in rt.get_before_snapshot()],\n"
         "      [f is snapshot.after_restore for f, a, k in rt.get_after_restore()],\n"
-        "      snapshot.hooks_registered())\n"
+        "      snapshot.hooks_registered(), len(snapshot._SERVED))\n"
     )
-    assert run(code) == "[True] [True] True"
+    assert run(code, {"AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"}) == "[True] [True] True 3"
+
+
+@pytest.mark.parametrize("init", [None, "on-demand", "provisioned-concurrency"])
+def test_where_no_snapshot_follows_the_module_is_not_loaded(init: str | None) -> None:
+    """An on-demand init (or none: not Lambda) is never snapshotted: a plugin engine loads
+    neither ``snapshot`` nor the runtime module, and registers nothing. The package's own
+    ``before_snapshot()`` still reaches the engines made until then (the control: it drops
+    their tokens)."""
+    code = (
+        "import sys, sqlalchemy as sa, sqlalchemy_rds_iam, snapshot_restore_py as rt\n"
+        "del sys.modules['snapshot_restore_py']\n"
+        f"engine = sa.create_engine({PG!r} + '?plugin=rds_iam')\n"
+        "conn = sqlalchemy_rds_iam.connector(engine)\n"
+        "conn.token()\n"
+        "loaded = ['sqlalchemy_rds_iam.snapshot' in sys.modules, 'snapshot_restore_py' in\n"
+        "          sys.modules, len(rt.get_before_snapshot())]\n"
+        "cached = conn.cache.peek(conn.key()) is not None\n"
+        "sqlalchemy_rds_iam.before_snapshot()\n"
+        "print(loaded, cached, conn.cache.peek(conn.key()) is None)\n"
+    )
+    env = {"AWS_LAMBDA_INITIALIZATION_TYPE": init} if init else {}
+    assert run(code, env) == "[False, False, 0] True True"
+
+
+def test_the_plugin_and_the_module_name_the_same_init_type() -> None:
+    from sqlalchemy_rds_iam import plugin
+
+    assert (plugin._INIT_TYPE_VARIABLE, plugin._SNAP_START) == (
+        snapshot.INIT_TYPE_VARIABLE, snapshot.SNAP_START)
+    assert plugin._SNAPSHOT_MODULE == snapshot.__name__
 
 
 def test_without_the_runtime_module_nothing_is_registered_and_nothing_fails() -> None:
@@ -56,7 +87,7 @@ def test_without_the_runtime_module_nothing_is_registered_and_nothing_fails() ->
         "from sqlalchemy_rds_iam import snapshot\n"
         "print(snapshot.hooks_registered(), bool(sqlalchemy_rds_iam.connector(engine).token()))\n"
     )
-    assert run(code) == "False True"
+    assert run(code, {"AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"}) == "False True"
 
 
 def test_importing_the_package_does_not_import_the_runtime_module() -> None:
