@@ -36,10 +36,12 @@ because the machines are noisy.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import timeit
@@ -123,17 +125,29 @@ def connect_env(info: Any) -> dict[str, str]:
     return field.lambda_env(info)
 
 
-def lambda_python() -> str:
+def lambda_python(ref: str | None = None, into: str | None = None) -> str:
     """The Lambda-like venv's interpreter (created, or reinstalled when the source changed).
 
     Only what a function needs: the dev ``.venv``'s hundred distributions would bill
-    SQLAlchemy's entry-point scan, and its editable install has no bytecode.
+    SQLAlchemy's entry-point scan, and its editable install has no bytecode. With ``ref``,
+    a second one (``lambda-ref``) with this package at that git ref, exported under
+    ``into`` and installed the same way: put first on ``PYTHONPATH`` instead, it would make
+    every import of the app search one more directory, and the ref look slower than it is.
     """
     sys.path.insert(0, HERE)
     import field
 
+    if ref is None:
+        return field.python_for(field.Contender(
+            "lambda", "", "", (*field.OURS, *field._pinned("boto3")), venv="lambda"))
+    assert into is not None
+    tree = subprocess.run(["git", "-C", field.ROOT, "archive", ref], capture_output=True,
+                          check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(tree)) as tar:
+        tar.extractall(into, filter="data")
     return field.python_for(field.Contender(
-        "lambda", "", "", (*field.OURS, *field._pinned("boto3")), venv="lambda"))
+        "lambda-ref", "", "", (f"sqlalchemy-rds-iam @ file://{into}", *field.OURS[1:],
+                               *field._pinned("boto3")), venv="lambda-ref"))
 
 
 def listener(number: int, timer: Callable[[], float] = time.perf_counter) -> tuple[float, float]:
@@ -186,8 +200,8 @@ def import_time(python: str, runs: int) -> float:
 Samples = dict[str, dict[str, list[float]]]
 
 
-def cold_start(python: str, scripts: dict[str, str], envs: dict[str, dict[str, str]],
-               runs: int) -> Samples:
+def cold_start(pythons: dict[str, str], scripts: dict[str, str],
+               envs: dict[str, dict[str, str]], runs: int) -> Samples:
     """Per contender: wall ms, CPU ms and peak RSS KiB of fresh interpreters, alternated,
     each up to its first query's answer (teardown excluded: see the module docstring).
 
@@ -197,14 +211,14 @@ def cold_start(python: str, scripts: dict[str, str], envs: dict[str, dict[str, s
     samples: Samples = {name: {"wall": [], "cpu": [], "rss": []} for name in scripts}
     names = list(scripts)
     for name in names:  # one unmeasured run each: page cache, the server's first backends
-        subprocess.run([python, "-c", scripts[name]], env=envs[name], cwd="/", check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run([pythons[name], "-c", scripts[name]], env=envs[name], cwd="/",
+                       check=True, stdout=subprocess.DEVNULL)
     for i in range(runs):
         k = i % len(names)
         for name in names[k:] + names[:k]:  # rotate the order: drift hits all alike
             start = time.perf_counter()
-            proc = subprocess.Popen([python, "-c", scripts[name]], env=envs[name], cwd="/",
-                                    stdout=subprocess.PIPE)
+            proc = subprocess.Popen([pythons[name], "-c", scripts[name]], env=envs[name],
+                                    cwd="/", stdout=subprocess.PIPE)
             assert proc.stdout is not None
             line = proc.stdout.readline()  # written right after the first SELECT 1
             samples[name]["wall"].append((time.perf_counter() - start) * 1000)
@@ -285,15 +299,13 @@ def main() -> int:
     try:
         scripts, env = connect_scripts(info), connect_env(info)
         envs = {name: env for name in scripts}
+        pythons = {name: python for name in scripts}
         with tempfile.TemporaryDirectory() as tmp:
-            if args.ref:  # the package at the ref, compiled, first on PYTHONPATH
-                import listener_ab
-
-                listener_ab.export(args.ref, tmp)
-                subprocess.run([python, "-m", "compileall", "-q", tmp], check=True)
-                scripts[f"ref {args.ref}"] = scripts["ours"]
-                envs[f"ref {args.ref}"] = {**env, "PYTHONPATH": tmp}
-            samples = cold_start(python, scripts, envs, args.runs)
+            if args.ref:  # the package at the ref, installed as pip installs it
+                name = f"ref {args.ref}"
+                scripts[name], envs[name] = scripts["ours"], env
+                pythons[name] = lambda_python(args.ref, tmp)
+            samples = cold_start(pythons, scripts, envs, args.runs)
     finally:
         emulator.release(stop=started)
     ratios, extra_rss = report_cold_start(samples, args.runs)
