@@ -22,6 +22,10 @@ from sqlalchemy import URL, create_engine, text
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import NullPool
 
+# Registers plugin=rds_iam with SQLAlchemy, which otherwise scans every installed
+# package's entry points for it at create_engine (~2 ms for 15 packages).
+import sqlalchemy_rds_iam  # noqa: F401
+
 _query = {"plugin": "rds_iam"}  # every new connection logs in with a fresh IAM token
 if os.environ.get("DBCaBundle"):
     _query["iam_ca_bundle"] = os.environ["DBCaBundle"]
