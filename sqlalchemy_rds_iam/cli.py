@@ -1,9 +1,9 @@
 """The ``sqlalchemy-rds-iam`` command: tokens, native clients, CA bundle, doctor, emulator.
 
 Every command takes the same URL an engine would (``...?plugin=rds_iam&aws_region=...``),
-so what works here works in ``create_engine``. Tokens reach native clients through their
-environment (``PGPASSWORD``, ``MYSQL_PWD``), never through argv, where ``ps`` shows them;
-what else the clients get is ``clients.py``'s.
+so what works here works in ``create_engine``. Tokens reach native clients through a
+private password file for the target's login only (psql) or the environment (``MYSQL_PWD``),
+never through argv, where ``ps`` shows them; what else the clients get is ``clients.py``'s.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _run_client(args: argparse.Namespace, command: ClientCommand, connector: IamConnector) -> int:
-    from .clients import child_environment, environ, shell_line
+    from .clients import child_environment, environ, password_file, shell_line
 
     if args.print:
         print(shell_line(command, args.url))
@@ -120,8 +120,13 @@ def _run_client(args: argparse.Namespace, command: ClientCommand, connector: Iam
     if binary is None:
         package = "postgresql-client" if command.secret == "PGPASSWORD" else "mariadb-client"  # noqa: S105
         raise RdsIamError(f"{command.argv[0]} is not installed (Debian: apt-get install {package})")
-    env = child_environment(environ(), command, connector.token())
-    return subprocess.call([binary, *command.argv[1:]], env=env)  # noqa: S603
+    token = connector.token()
+    if command.passfile_login is None:
+        env = child_environment(environ(), command, token)
+        return subprocess.call([binary, *command.argv[1:]], env=env)  # noqa: S603
+    with password_file(*command.passfile_login, token) as path:  # psql: for this login only
+        env = {**child_environment(environ(), command, None), "PGPASSFILE": path}
+        return subprocess.call([binary, *command.argv[1:]], env=env)  # noqa: S603
 
 
 def _psql(args: argparse.Namespace) -> int:

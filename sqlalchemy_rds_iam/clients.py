@@ -5,20 +5,28 @@ configuration file could change: ``psql`` gets one explicit conninfo (``--dbname
 libpq applies after ``-h``/``-p``/``-U``) and an environment without the ``PG*`` variables and
 service files that could move the connection or weaken TLS; ``mysql`` reads no option file
 (``--no-defaults``) and gets host, port, protocol and TLS on its command line. Client
-arguments that would connect elsewhere are refused. The token travels in the child's
-environment (``PGPASSWORD``, ``MYSQL_PWD``: readable by the same user only), never in argv.
+arguments that would connect elsewhere are refused. The token is never in argv: psql
+finds it in a private libpq password file for exactly the target's host, port and user
+(:func:`password_file`), so neither ``\\connect`` to another server nor a ``\\!`` shell
+command gets it; mysql in its environment (``MYSQL_PWD``: readable by the same user only).
+The ``--print`` line, for a shell, sets ``PGPASSWORD`` / ``MYSQL_PWD``.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Mapping, Sequence
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .errors import ConfigurationError
 
-__all__ = ["ClientCommand", "child_environment", "mysql_command", "psql_command"]
+__all__ = [
+    "ClientCommand", "child_environment", "mysql_command", "password_file", "psql_command",
+]
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,9 @@ class ClientCommand:
     """Exact variable names the child does not inherit."""
     removed_prefixes: tuple[str, ...] = field(default=())
     """Families of variables the child does not inherit (``PGHOST*``, ``PGSSL*``)."""
+    passfile_login: tuple[str, str, str] | None = None
+    """psql's (host, port, user): started by the CLI, it finds the token in a password file
+    for that login only (:func:`password_file`, ``PGPASSFILE``), not in :attr:`secret`."""
 
     def drops(self, name: str) -> bool:
         return name in self.removed or name == self.secret or name.startswith(
@@ -39,16 +50,43 @@ class ClientCommand:
 
 
 def child_environment(environ: Mapping[str, str], command: ClientCommand,
-                      token: str) -> dict[str, str]:
-    """``environ`` without what could move or weaken the connection, plus the token."""
+                      token: str | None) -> dict[str, str]:
+    """``environ`` without what could move or weaken the connection, plus the token (in
+    :attr:`~ClientCommand.secret`; ``None``: nowhere, psql's is in its password file)."""
     env = {k: v for k, v in environ.items() if not command.drops(k)}
-    env[command.secret] = token
+    if token is not None:
+        env[command.secret] = token
     return env
+
+
+def _pgpass_field(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(":", "\\:")
+
+
+@contextmanager
+def password_file(host: str, port: str, user: str, token: str) -> Iterator[str]:
+    """The path of a libpq password file offering ``token`` to ``host:port`` as ``user`` only
+    (any database), removed when the block ends.
+
+    libpq reads ``PGPASSWORD`` for every connection a process makes; psql's ``\\connect``
+    to another server (its TLS as that command line says) and the programs its ``\\!`` runs
+    would get the token from there. A file entry matches this login only, and the path is
+    all the environment holds. Mode 0600 in a fresh 0700 directory (``tempfile.mkdtemp``).
+    """
+    directory = tempfile.mkdtemp(prefix="sqlalchemy-rds-iam-")
+    path = os.path.join(directory, "pgpass")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(":".join(_pgpass_field(v) for v in (host, port, "*", user, token)) + "\n")
+        yield path
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def shell_line(command: ClientCommand, url: str) -> str:
     """The command as a shell line, with ``$(sqlalchemy-rds-iam token URL)`` for the token."""
-    unset = [f"-u {name}" for name in command.removed]
+    unset = [f"-u {name}" for name in command.removed if name != command.secret]
     # prefix families: the names known today (the child drops any other of the family too)
     unset += [f"-u {name}" for name in _KNOWN_FAMILY_NAMES if name.startswith(
         command.removed_prefixes)]
@@ -66,10 +104,11 @@ def _refuse_argument(argument: str, client: str, fix: str) -> ConfigurationError
 
 # -- psql -----------------------------------------------------------------------------------
 
-#: libpq variables that could move the connection or weaken TLS (or read a password file).
+#: libpq variables that could move the connection or weaken TLS (or read a password file),
+#: and ``PGPASSWORD``, which libpq would offer to any server (the token is in our passfile).
 _PSQL_DROPPED = (
-    "PGSERVICE", "PGSERVICEFILE", "PGREQUIRESSL", "PGGSSENCMODE", "PGPASSFILE", "PGPORT",
-    "PGUSER", "PGDATABASE", "PGKRBSRVNAME", "PGGSSLIB", "PGGSSDELEGATION",
+    "PGPASSWORD", "PGSERVICE", "PGSERVICEFILE", "PGREQUIRESSL", "PGGSSENCMODE", "PGPASSFILE",
+    "PGPORT", "PGUSER", "PGDATABASE", "PGKRBSRVNAME", "PGGSSLIB", "PGGSSDELEGATION",
     "PGTARGETSESSIONATTRS", "PGLOADBALANCEHOSTS", "SSLKEYLOGFILE",
     "POSIXLY_CORRECT",  # keeps psql's option parsing the one read below
 )
@@ -138,9 +177,10 @@ def psql_command(parameters: Mapping[str, str], arguments: Sequence[str]) -> Cli
     """``psql --dbname=<conninfo> ARGS``: ``parameters`` are the checked libpq keywords
     (host, port, user, dbname, sslmode, sslrootcert, gssencmode)."""
     _check_psql_arguments(arguments)
+    login = (parameters["host"], parameters.get("port", "5432"), parameters.get("user", ""))
     return ClientCommand(
         ["psql", f"--dbname={conninfo(parameters)}", *arguments],
-        "PGPASSWORD", _PSQL_DROPPED, _PSQL_DROPPED_PREFIXES,
+        "PGPASSWORD", _PSQL_DROPPED, _PSQL_DROPPED_PREFIXES, passfile_login=login,
     )
 
 

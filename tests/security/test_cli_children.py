@@ -87,6 +87,34 @@ def test_psql_ignores_a_hostile_service_file_and_pg_variables(
 
 @pytest.mark.integration
 @pytest.mark.usefixtures("rds_iam_aws_env")
+def test_psql_offers_the_token_to_its_target_only(
+    rds_iam_emulator: EmulatorInfo, plaintext_pg: RecordingServer
+) -> None:
+    """Inside psql, ``\\connect`` to another server and a ``\\!`` shell command get no
+    token: it is in a password file for the target's login only, not in ``PGPASSWORD``
+    (which libpq offers to every server). Control: psql with ``PGPASSWORD``, as this command
+    started it before, sends the token to the recorder on the same ``\\connect``."""
+    info = rds_iam_emulator.postgresql
+    elsewhere = (f"\\connect 'host=127.0.0.1 port={plaintext_pg.port} sslmode=disable "
+                 "user=iamuser dbname=app'")
+    token = cli("token", info.url()).stdout.strip()
+    assert token.startswith(f"{info.host}:{info.port}/?Action=connect")
+    result = cli("psql", info.url(), "--", "-At", "-c", "SELECT current_user",
+                 "-c", "\\! env", "-c", elsewhere)
+    assert result.stdout.splitlines()[:1] == ["iamuser"], result.stderr
+    assert "X-Amz-Signature" not in result.stdout and "PGPASSWORD" not in result.stdout
+    assert "PGPASSFILE=" in result.stdout  # the shell escape ran, and saw only the path
+    path = next(line for line in result.stdout.splitlines() if line.startswith("PGPASSFILE="))
+    assert not os.path.exists(path.split("=", 1)[1])  # removed when psql exited
+    assert plaintext_pg.connections >= 1 and not plaintext_pg.got_token()
+
+    subprocess.run(["psql", "-At", "-c", "SELECT 1", "-c", elsewhere],
+                   env={**os.environ, "PGPASSWORD": token}, capture_output=True, timeout=30)
+    assert plaintext_pg.got_token()
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("rds_iam_aws_env")
 def test_psql_print_in_the_documented_order_prints(rds_iam_emulator: EmulatorInfo,
                                                    plaintext_pg: RecordingServer) -> None:
     result = cli("psql", rds_iam_emulator.postgresql.url(), "--print")
@@ -193,6 +221,18 @@ def test_print_in_any_position(position: str, capsys: pytest.CaptureFixture[str]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "MYSQL_PWD=\"$(sqlalchemy-rds-iam token" in out and "--print" not in out
+
+
+def test_the_password_file_is_private_escaped_and_removed() -> None:
+    from sqlalchemy_rds_iam.clients import password_file
+
+    with password_file("db.example", "5432", "ia:m\\user", "h:5432/?Action=connect&X=1") as path:
+        directory = os.path.dirname(path)
+        assert os.stat(directory).st_mode & 0o777 == 0o700
+        assert os.stat(path).st_mode & 0o777 == 0o600
+        with open(path) as file:
+            assert file.read() == "db.example:5432:*:ia\\:m\\\\user:h\\:5432/?Action=connect&X=1\n"
+    assert not os.path.exists(directory)
 
 
 def test_child_environment_drops_every_moving_variable() -> None:
