@@ -1,15 +1,15 @@
 """A login the server refused: recognising it, trying again where that may pass, saying so.
 
 On the connect path (docs/architecture.md) right below the listener (``plugin``), which
-hands it each login (:meth:`Refusals.login`), and above the target each attempt is checked
-against. A refused IAM login reaches the user as the driver's own words (``PAM
-authentication failed``, MySQL 1045). We do not wrap it: we recognise it by SQLSTATE / error
-code (:func:`login_refused`) and try again only where another attempt may pass
-(:func:`worth_retrying`): a cached token is replaced once by a freshly signed one, and a
-refused fresh token is retried with backoff (``backoff``: the IAM throttle); a TLS, network,
-configuration or access-rule failure never is. A refusal that surfaces gets a PEP 678 note
-saying what the token was signed for and which ``doctor`` command checks it
-(:meth:`Refusals.doctor_command`).
+makes each login's first attempt itself and hands a failed one here (:meth:`Refusals.after`),
+and above the target each attempt is checked against. A refused IAM login reaches the user
+as the driver's own words (``PAM authentication failed``, MySQL 1045). We do not wrap it: we
+recognise it by SQLSTATE / error code (:func:`login_refused`) and try again only where
+another attempt may pass (:func:`worth_retrying`): a cached token is replaced once by a
+freshly signed one, and a refused fresh token is retried with backoff (``backoff``: the IAM
+throttle); a TLS, network, configuration or access-rule failure never is. A refusal that
+surfaces gets a PEP 678 note saying what the token was signed for and which ``doctor``
+command checks it (:meth:`Refusals.doctor_command`).
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ class Signed:
 
 if TYPE_CHECKING:
     class Listener(Protocol):
-        """What :meth:`Refusals.login` asks of the engine's listener (``plugin.IamConnector``)."""
+        """What :meth:`Refusals.after` asks of the engine's listener (``plugin.IamConnector``)."""
 
         def key(self) -> object: ...
 
@@ -136,19 +136,10 @@ class Refusals:
     def may_pass(self, exc: BaseException) -> bool:
         return worth_retrying(exc, self.target.spec.family)
 
-    def login(self, attempt: Callable[[str | None], T], cached: str | None,
-              listener: Listener) -> T:
-        """``attempt(token)`` (``None``: the listener's current token) until one passes
-        (the first attempt, then :meth:`after`)."""
-        try:
-            return attempt(cached)
-        except Exception as exc:
-            refused = exc  # handled outside this block: no retry's error chains to it
-        return self.after(refused, attempt, cached, listener)
-
     def after(self, refused: Exception, attempt: Callable[[str | None], T],
               cached: str | None, listener: Listener) -> T:
-        """The first ``attempt(cached)`` failed with ``refused``: try again while one may pass.
+        """The first ``attempt(cached)`` failed with ``refused``: ``attempt(token)`` (``None``:
+        the listener's current token) again while one may pass.
 
         The listener makes that first attempt itself, so a successful connect never loads
         this module. A cached token may have been signed by credentials retired since
